@@ -16,7 +16,11 @@ use mimalloc::MiMalloc;
 static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "gantry", version, about = "A container orchestrator with the Kubernetes model and lean hot paths")]
+#[command(
+    name = "gantry",
+    version,
+    about = "A container orchestrator with the Kubernetes model and lean hot paths"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -152,7 +156,9 @@ async fn up(args: UpArgs) -> Result<()> {
         node.log_backend(),
         started.elapsed()
     );
-    eprintln!("  · API server, scheduler, controllers, agent, dataplane, DNS: not built yet (see README, 'What works')");
+    eprintln!(
+        "  · API server, scheduler, controllers, agent, dataplane, DNS: not built yet (see README, 'What works')"
+    );
     eprintln!("gantry up: ready. Ctrl-C stops it; run again to resume with the same state.");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     eprintln!("gantry up: stopping");
@@ -220,7 +226,12 @@ async fn store(cmd: StoreCommand) -> Result<()> {
                 )
                 .await?;
             for kv in result.kvs {
-                println!("{}\t{}\t(rev {})", kv.key, String::from_utf8_lossy(&kv.value), kv.mod_revision);
+                println!(
+                    "{}\t{}\t(rev {})",
+                    kv.key,
+                    String::from_utf8_lossy(&kv.value),
+                    kv.mod_revision
+                );
             }
         }
     }

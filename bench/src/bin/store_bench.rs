@@ -34,7 +34,11 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     clients: Vec<usize>,
     /// Only these parts: writes-1, writes-3, watch, watchers-overhead.
-    #[arg(long, value_delimiter = ',', default_value = "writes-1,writes-3,watch,watchers-overhead")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "writes-1,writes-3,watch,watchers-overhead"
+    )]
     only: Vec<String>,
 }
 
@@ -49,7 +53,9 @@ async fn cluster(base: &std::path::Path, n: u64, first_port: u16) -> Result<Clus
     for id in 1..=n {
         let addr = format!("127.0.0.1:{}", first_port + id as u16);
         let cfg = NodeConfig::new(id, addr.clone(), dir.path().join(format!("n{id}")));
-        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("bind {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("bind {addr}"))?;
         let node = StoreNode::open(cfg, Arc::new(TcpTransport::new())).await?;
         tokio::spawn(serve(listener, node.handler()));
         nodes.push(node);
@@ -62,7 +68,11 @@ async fn cluster(base: &std::path::Path, n: u64, first_port: u16) -> Result<Clus
 
 impl Cluster {
     fn leader(&self) -> StoreNode {
-        self.nodes.iter().find(|n| n.is_leader()).cloned().unwrap_or_else(|| self.nodes[0].clone())
+        self.nodes
+            .iter()
+            .find(|n| n.is_leader())
+            .cloned()
+            .unwrap_or_else(|| self.nodes[0].clone())
     }
 
     async fn shutdown(self) {
@@ -129,7 +139,10 @@ async fn writes(args: &Args, n: u64, port: u16) -> Result<()> {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 async fn watch_latency(args: &Args) -> Result<()> {
@@ -148,7 +161,10 @@ async fn watch_latency(args: &Args) -> Result<()> {
                     if &e.kv.value[..] == b"stop" {
                         return lat;
                     }
-                    let sent: u64 = std::str::from_utf8(&e.kv.value).ok().and_then(|s| s.parse().ok()).unwrap_or(now);
+                    let sent: u64 = std::str::from_utf8(&e.kv.value)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(now);
                     lat.record(Duration::from_micros(now.saturating_sub(sent)));
                 }
             }
@@ -158,7 +174,11 @@ async fn watch_latency(args: &Args) -> Result<()> {
     // A steady stream: 1,000 writes/s for the phase.
     let total = args.seconds * 1000;
     for i in 0..total {
-        node.write(Txn::single(Op::put(format!("/watched/{}", i % 100), now_micros().to_string()))).await?;
+        node.write(Txn::single(Op::put(
+            format!("/watched/{}", i % 100),
+            now_micros().to_string(),
+        )))
+        .await?;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     node.write(Txn::single(Op::put("/watched/stop", "stop"))).await?;

@@ -64,7 +64,8 @@ impl StoreClient {
             match self.transport.call(&addr, make(), self.timeout).await {
                 Ok(resp) => match take(resp) {
                     Some(Err(StoreError::NotLeader {
-                        leader_addr: Some(leader), ..
+                        leader_addr: Some(leader),
+                        ..
                     })) => {
                         candidates.insert(0, leader);
                     }
@@ -77,7 +78,9 @@ impl StoreClient {
                         return r;
                     }
                     None => {
-                        return Err(StoreError::BadRequest(format!("{addr} answered with the wrong response type")));
+                        return Err(StoreError::BadRequest(format!(
+                            "{addr} answered with the wrong response type"
+                        )));
                     }
                 },
                 // Unreachable: try the next endpoint. Timeouts are returned: the request may
@@ -103,7 +106,8 @@ impl StoreClient {
 
     pub async fn write(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
         let mut v = self.write_batch(vec![txn]).await?;
-        v.pop().ok_or_else(|| StoreError::BadRequest("empty write result".into()))
+        v.pop()
+            .ok_or_else(|| StoreError::BadRequest("empty write result".into()))
     }
 
     pub async fn range(&self, req: RangeRequest, linearizable: bool) -> Result<RangeResult, StoreError> {
@@ -124,7 +128,9 @@ impl StoreClient {
     pub async fn status(&self, addr: &str) -> Result<NodeStatus, StoreError> {
         match self.transport.call(addr, Request::Status, self.timeout).await? {
             Response::Status(s) => Ok(s),
-            _ => Err(StoreError::BadRequest(format!("{addr} answered with the wrong response type"))),
+            _ => Err(StoreError::BadRequest(format!(
+                "{addr} answered with the wrong response type"
+            ))),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use gantry_wal::{Backend, IoMode, Wal, WalError, WalOptions};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{RaftLogId, RaftLogReader};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,9 @@ enum Record {
     Vote(Vote),
     Committed(Option<LogId>),
     /// Entries at `since` and after are gone.
-    Truncate { since: u64 },
+    Truncate {
+        since: u64,
+    },
     /// Entries up to and including this id are gone.
     Purge(LogId),
 }
@@ -118,13 +120,14 @@ impl LogStore {
         for segment in &recovered.segments {
             for raw in &segment.records {
                 let record: Record = bincode::deserialize(raw).map_err(|e| {
-                    StorageError::read_logs(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "undecodable record in raft log segment {}: {e}",
-                            segment.path.display()
+                    StorageError::from_io_error(
+                        ErrorSubject::Logs,
+                        ErrorVerb::Read,
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("undecodable record in raft log segment {}: {e}", segment.path.display()),
                         ),
-                    ))
+                    )
                 })?;
                 match record {
                     Record::Header {
@@ -132,8 +135,9 @@ impl LogStore {
                         committed: c,
                         purged,
                     } => {
-                        vote = max_opt(vote, v);
-                        committed = max_opt(committed, c);
+                        // Records replay in order, so the newest value wins.
+                        vote = v.or(vote);
+                        committed = c.or(committed);
                         if let Some(p) = purged {
                             apply_purge(&mut cache, p);
                         }
@@ -145,7 +149,7 @@ impl LogStore {
                         segment_max_index.insert(segment.id, index);
                     }
                     Record::Vote(v) => vote = Some(v),
-                    Record::Committed(c) => committed = max_opt(committed, c),
+                    Record::Committed(c) => committed = c.or(committed),
                     Record::Truncate { since } => {
                         cache.entries.split_off(&since);
                     }
@@ -275,23 +279,16 @@ fn apply_purge(cache: &mut LogCache, purged: LogId) {
     cache.entries = keep;
 }
 
-fn max_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
 fn encode(record: &Record) -> Vec<u8> {
     bincode::serialize(record).expect("log records are plain data and always serialize")
 }
 
 fn io_error(dir: &Path, what: &str, e: WalError) -> StorageError {
-    StorageError::write_logs(io::Error::other(format!(
-        "could not {what} in {}: {e}",
-        dir.display()
-    )))
+    StorageError::from_io_error(
+        ErrorSubject::Logs,
+        ErrorVerb::Write,
+        io::Error::other(format!("could not {what} in {}: {e}", dir.display())),
+    )
 }
 
 impl LogReader {
@@ -389,9 +386,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.wal.append(
             records,
             Box::new(move |res| {
-                callback.log_io_completed(res.map_err(|e| {
-                    io::Error::other(format!("raft log append in {} failed: {e}", dir.display()))
-                }))
+                callback.log_io_completed(
+                    res.map_err(|e| io::Error::other(format!("raft log append in {} failed: {e}", dir.display()))),
+                )
             }),
         );
         self.maybe_rotate();
@@ -414,5 +411,138 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         apply_purge(&mut self.cache.write(), log_id);
         self.remove_purged_segments();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+
+    use openraft::storage::RaftLogStorageExt;
+    use openraft::testing::log_id;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::kv::{Op, Txn};
+    use crate::types::WriteBatch;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            log_id: log_id(term, 1, index),
+            payload: EntryPayload::Normal(WriteBatch {
+                txns: vec![Txn::single(Op::put(format!("/k/{index}"), vec![b'x'; 100]))],
+            }),
+        }
+    }
+
+    fn open(dir: &Path, segment_bytes: u64) -> LogStore {
+        LogStore::open(LogOptions {
+            dir: dir.to_path_buf(),
+            io: IoMode::Pwrite,
+            segment_bytes,
+        })
+        .expect("open log")
+    }
+
+    async fn indexes(log: &mut LogStore) -> Vec<u64> {
+        log.try_get_log_entries(..)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.log_id.index)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn vote_entries_truncation_and_purge_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut log = open(dir.path(), DEFAULT_SEGMENT_BYTES);
+            let vote = Vote::new_committed(3, 2);
+            log.save_vote(&vote).await.expect("vote");
+            log.blocking_append((1..=10).map(|i| entry(1, i)))
+                .await
+                .expect("append");
+            log.truncate(log_id(1, 1, 8)).await.expect("truncate");
+            log.blocking_append((8..=9).map(|i| entry(2, i)))
+                .await
+                .expect("append new term");
+            log.purge(log_id(1, 1, 3)).await.expect("purge");
+            log.save_committed(Some(log_id(2, 1, 9))).await.expect("committed");
+            // The commit point rides along with the next write.
+            log.blocking_append([entry(2, 10)]).await.expect("append");
+        }
+        let mut log = open(dir.path(), DEFAULT_SEGMENT_BYTES);
+        assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new_committed(3, 2)));
+        assert_eq!(indexes(&mut log).await, (4..=10).collect::<Vec<_>>());
+        let entries = log.try_get_log_entries(8..10).await.expect("read");
+        assert!(entries
+            .iter()
+            .all(|e| e.log_id.leader_id == CommittedLeaderId::new(2, 1)));
+        let state = log.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 3)));
+        assert_eq!(state.last_log_id, Some(log_id(2, 1, 10)));
+        assert_eq!(log.read_committed().await.expect("committed"), Some(log_id(2, 1, 9)));
+    }
+
+    #[tokio::test]
+    async fn torn_tail_loses_only_the_unfinished_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut log = open(dir.path(), DEFAULT_SEGMENT_BYTES);
+            log.blocking_append((1..=5).map(|i| entry(1, i))).await.expect("append");
+        }
+        // A crash in the middle of writing the last record: cut the file inside it.
+        let segment = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "wal"))
+            .expect("a segment");
+        let len = std::fs::metadata(&segment).expect("stat").len();
+        OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .expect("open")
+            .set_len(len - 20)
+            .expect("truncate");
+        let mut log = open(dir.path(), DEFAULT_SEGMENT_BYTES);
+        assert_eq!(indexes(&mut log).await, vec![1, 2, 3, 4]);
+        // The log goes on from there, and a second reopen is clean.
+        log.blocking_append([entry(1, 5)]).await.expect("append after recovery");
+        drop(log);
+        let mut log = open(dir.path(), DEFAULT_SEGMENT_BYTES);
+        assert_eq!(indexes(&mut log).await, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn purged_segments_are_deleted_and_the_rest_replays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segments = |d: &Path| {
+            std::fs::read_dir(d)
+                .expect("list")
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+                .count()
+        };
+        {
+            let mut log = open(dir.path(), 4096);
+            log.save_vote(&Vote::new_committed(1, 1)).await.expect("vote");
+            for i in 1..=200 {
+                log.blocking_append([entry(1, i)]).await.expect("append");
+            }
+            assert!(segments(dir.path()) > 3, "small segments rotate");
+            log.purge(log_id(1, 1, 150)).await.expect("purge");
+            // Removal is queued behind the purge; a sync append flushes the queue.
+            log.blocking_append([entry(1, 201)]).await.expect("append");
+        }
+        let before = segments(dir.path());
+        assert!(
+            before <= 3,
+            "segments holding only purged entries are deleted ({before} left)"
+        );
+        let mut log = open(dir.path(), 4096);
+        assert_eq!(indexes(&mut log).await, (151..=201).collect::<Vec<_>>());
+        assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new_committed(1, 1)));
     }
 }

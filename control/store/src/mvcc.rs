@@ -16,10 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::kv::{
-    Event, EventKind, KeyValue, Op, Precondition, RangeRequest, RangeResult, Revision, Txn,
-    TxnOutcome,
-};
+use crate::kv::{Event, EventKind, KeyValue, Op, Precondition, RangeRequest, RangeResult, Revision, Txn, TxnOutcome};
 
 /// One version of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,13 +66,8 @@ impl KeyHistory {
     /// The key's live version as of `revision`: the newest version at or below it, unless that
     /// is a tombstone.
     fn at(&self, revision: Revision) -> Option<&Version> {
-        let newer = self
-            .versions
-            .partition_point(|v| v.mod_revision <= revision);
-        newer
-            .checked_sub(1)
-            .map(|i| &self.versions[i])
-            .filter(|v| v.is_live())
+        let newer = self.versions.partition_point(|v| v.mod_revision <= revision);
+        newer.checked_sub(1).map(|i| &self.versions[i]).filter(|v| v.is_live())
     }
 
     /// Writes `v` as the key's newest version. A second write in the same txn (same revision)
@@ -90,9 +82,7 @@ impl KeyHistory {
     /// Drops every version that no read above `revision` can see: all but the newest version
     /// at or below it, and that one too if it is a tombstone.
     fn compact(&mut self, revision: Revision) {
-        let newer = self
-            .versions
-            .partition_point(|v| v.mod_revision <= revision);
+        let newer = self.versions.partition_point(|v| v.mod_revision <= revision);
         let Some(newest_old) = newer.checked_sub(1) else {
             return;
         };
@@ -284,17 +274,9 @@ impl MvccState {
 
     /// The key at `revision` (the latest if `None` or `Some(0)`, as etcd), or `None` if it did
     /// not exist then.
-    pub fn get(
-        &self,
-        key: &str,
-        revision: Option<Revision>,
-    ) -> Result<Option<KeyValue>, StoreError> {
+    pub fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>, StoreError> {
         let at = self.read_revision(revision)?;
-        Ok(self
-            .keys
-            .get(key)
-            .and_then(|hist| hist.at(at))
-            .map(|v| v.to_kv(key)))
+        Ok(self.keys.get(key).and_then(|hist| hist.at(at)).map(|v| v.to_kv(key)))
     }
 
     /// The keys under `req.prefix` at `req.revision` (the latest if `None` or `Some(0)`), in key
@@ -463,7 +445,7 @@ fn decode_continue(token: &str) -> Result<(Revision, String), StoreError> {
         }
     }
     let hex = token.as_bytes();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(invalid("the token has an odd number of hex digits"));
     }
     let bytes = hex
@@ -496,8 +478,7 @@ mod tests {
     }
 
     fn del(s: &mut MvccState, key: &str) -> Revision {
-        s.apply(&Txn::single(Op::delete(key)), &mut Vec::new())
-            .revision()
+        s.apply(&Txn::single(Op::delete(key)), &mut Vec::new()).revision()
     }
 
     fn value(s: &MvccState, key: &str, at: Option<Revision>) -> Option<String> {
@@ -579,12 +560,7 @@ mod tests {
 
         let mut events = Vec::new();
         let outcome = s.apply(&Txn::single(Op::create("/a", "2")), &mut events);
-        let TxnOutcome::Failed {
-            op,
-            current,
-            revision,
-        } = outcome
-        else {
+        let TxnOutcome::Failed { op, current, revision } = outcome else {
             panic!("create of an existing key committed: {outcome:?}");
         };
         assert_eq!(op, 0);
@@ -664,13 +640,7 @@ mod tests {
         assert!(s.is_empty());
 
         let gone = s.apply(&Txn::single(Op::delete_if("/a", second)), &mut Vec::new());
-        assert!(matches!(
-            gone,
-            TxnOutcome::Failed {
-                current: None,
-                ..
-            }
-        ));
+        assert!(matches!(gone, TxnOutcome::Failed { current: None, .. }));
     }
 
     #[test]
@@ -914,12 +884,7 @@ mod tests {
 
         s.compact(4);
         assert_eq!(s.compacted(), 4);
-        let compacted = |requested| {
-            Some(StoreError::Compacted {
-                requested,
-                oldest: 5,
-            })
-        };
+        let compacted = |requested| Some(StoreError::Compacted { requested, oldest: 5 });
         assert_eq!(s.get("/a", Some(3)).err(), compacted(3));
         assert_eq!(s.get("/a", Some(4)).err(), compacted(4));
         assert_eq!(
@@ -1022,10 +987,7 @@ mod tests {
         assert_eq!(r.get("/a", None), s.get("/a", None));
         assert_eq!(r.get("/b", None), s.get("/b", None));
         assert_eq!(r.get("/c", None), Ok(None));
-        assert!(matches!(
-            r.get("/a", Some(3)),
-            Err(StoreError::Compacted { .. })
-        ));
+        assert!(matches!(r.get("/a", Some(3)), Err(StoreError::Compacted { .. })));
         assert_eq!(r.snapshot(), snap);
 
         // A paged read at the restored revision works: its pages are at the latest revision.

@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub io: IoMode,
     /// Take a snapshot (and purge the log behind it) after this many entries.
     pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot, so a briefly lagging follower catches up from the
+    /// log rather than from a full snapshot.
+    pub logs_to_keep: u64,
     /// Events kept for watches; older revisions get a Compacted error.
     pub watch_window: usize,
     pub segment_bytes: u64,
@@ -62,6 +65,7 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             io: IoMode::Auto,
             snapshot_every: 20_000,
+            logs_to_keep: 1000,
             watch_window: 200_000,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             heartbeat: Duration::from_millis(100),
@@ -120,7 +124,7 @@ impl StoreNode {
             election_timeout_min: config.election_timeout.0.as_millis() as u64,
             election_timeout_max: config.election_timeout.1.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: config.logs_to_keep,
             max_payload_entries: 64,
             install_snapshot_timeout: 10_000,
             ..Default::default()
@@ -209,7 +213,8 @@ impl StoreNode {
             let err = match self.inner.transport.call(&target, req, deadline).await {
                 Ok(Response::Join(Ok(()))) => return Ok(()),
                 Ok(Response::Join(Err(StoreError::NotLeader {
-                    leader_addr: Some(addr), ..
+                    leader_addr: Some(addr),
+                    ..
                 }))) => {
                     target = addr;
                     continue;
@@ -360,7 +365,9 @@ impl StoreNode {
         let timeout = self.inner.config.request_timeout;
         let deadline = Instant::now() + timeout;
         loop {
-            let (leader, addr) = self.wait_for_leader(deadline.saturating_duration_since(Instant::now())).await?;
+            let (leader, addr) = self
+                .wait_for_leader(deadline.saturating_duration_since(Instant::now()))
+                .await?;
             let result = if leader == self.id() {
                 self.propose(txns.clone(), deadline).await
             } else {
@@ -413,7 +420,11 @@ impl StoreNode {
         } else {
             match self.inner.transport.call(&addr, Request::ReadIndex, timeout).await? {
                 Response::ReadIndex(r) => r?,
-                other => return Err(StoreError::BadRequest(format!("unexpected answer to read-index: {other:?}"))),
+                other => {
+                    return Err(StoreError::BadRequest(format!(
+                        "unexpected answer to read-index: {other:?}"
+                    )))
+                }
             }
         };
         self.inner
@@ -593,7 +604,9 @@ impl Handler for NodeHandler {
                     // Only the leader proposes; a forwarded write is never forwarded again.
                     let r = if node.is_leader() {
                         let deadline = Instant::now() + node.inner.config.request_timeout;
-                        node.propose(batch.txns, deadline).await.map(|outcomes| WriteResult { outcomes })
+                        node.propose(batch.txns, deadline)
+                            .await
+                            .map(|outcomes| WriteResult { outcomes })
                     } else {
                         Err(node.not_leader())
                     };

@@ -42,11 +42,20 @@ pub enum Request {
     /// A follower asks the leader for a read index (ReadIndex).
     ReadIndex,
     /// A range read served by the receiving node.
-    Range { req: RangeRequest, linearizable: bool },
+    Range {
+        req: RangeRequest,
+        linearizable: bool,
+    },
     /// Add a node: as a learner, then (if `voter`) promote it.
-    Join { id: NodeId, addr: String, voter: bool },
+    Join {
+        id: NodeId,
+        addr: String,
+        voter: bool,
+    },
     /// Remove a node from the voters and learners.
-    Leave { id: NodeId },
+    Leave {
+        id: NodeId,
+    },
     Status,
 }
 
@@ -101,7 +110,8 @@ impl From<TransportError> for StoreError {
 /// Sends requests to peers by address. Implemented over TCP and, for tests, over an
 /// in-process network that can drop, delay and partition.
 pub trait Transport: Send + Sync + 'static {
-    fn call(&self, addr: &str, req: Request, timeout: Duration) -> BoxFuture<'static, Result<Response, TransportError>>;
+    fn call(&self, addr: &str, req: Request, timeout: Duration)
+        -> BoxFuture<'static, Result<Response, TransportError>>;
 }
 
 /// Serves requests that arrive from peers.
@@ -121,7 +131,10 @@ fn encode_frame(id: u64, payload: &impl Serialize) -> Vec<u8> {
 async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> io::Result<(u64, Vec<u8>)> {
     let len = r.read_u32_le().await? as usize;
     if !(8..=MAX_FRAME).contains(&len) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is out of bounds")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is out of bounds"),
+        ));
     }
     let id = r.read_u64_le().await?;
     let mut body = vec![0; len - 8];
@@ -176,7 +189,12 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn Handler>) -> io::R
         };
         let req: Request = match bincode::deserialize(&body) {
             Ok(req) => req,
-            Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, format!("undecodable request: {e}"))),
+            Err(e) => {
+                break Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("undecodable request: {e}"),
+                ))
+            }
         };
         let handler = handler.clone();
         let tx = tx.clone();
@@ -283,13 +301,20 @@ impl TcpTransport {
             conn.pending.lock().remove(&id);
             return Err(unreachable("connection closed"));
         }
-        let body = rx.await.map_err(|_| unreachable("connection closed before the response"))?;
+        let body = rx
+            .await
+            .map_err(|_| unreachable("connection closed before the response"))?;
         bincode::deserialize(&body).map_err(|e| unreachable(&format!("undecodable response: {e}")))
     }
 }
 
 impl Transport for TcpTransport {
-    fn call(&self, addr: &str, req: Request, timeout: Duration) -> BoxFuture<'static, Result<Response, TransportError>> {
+    fn call(
+        &self,
+        addr: &str,
+        req: Request,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Response, TransportError>> {
         let fut = self.clone().call_inner(addr.to_string(), req);
         let addr = addr.to_string();
         Box::pin(async move {

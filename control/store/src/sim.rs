@@ -58,7 +58,11 @@ impl SimNetwork {
 
     /// Loses every message from `from` to `to` (one way).
     pub fn block(&self, from: &str, to: &str) {
-        self.inner.faults.lock().blocked.insert((from.to_string(), to.to_string()));
+        self.inner
+            .faults
+            .lock()
+            .blocked
+            .insert((from.to_string(), to.to_string()));
     }
 
     /// Cuts `addr` off from `others` in both directions.
@@ -101,7 +105,12 @@ struct SimTransport {
 const LOST_MESSAGE_WAIT: Duration = Duration::from_millis(100);
 
 impl Transport for SimTransport {
-    fn call(&self, addr: &str, req: Request, timeout: Duration) -> BoxFuture<'static, Result<Response, TransportError>> {
+    fn call(
+        &self,
+        addr: &str,
+        req: Request,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Response, TransportError>> {
         let net = self.net.clone();
         let from = self.from.clone();
         let to = addr.to_string();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, RaftSnapshotBuilder, StoredMembership};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StoredMembership};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +53,6 @@ struct SnapshotBody {
 pub struct StateMachine {
     state: StoreState,
     dir: PathBuf,
-    /// The newest snapshot on disk: its meta and file.
-    current: Option<(SnapshotMeta, PathBuf)>,
     seq: u64,
     last_compact: u64,
 }
@@ -82,15 +80,15 @@ impl StateMachine {
                 _ => {}
             }
         }
-        let (mvcc, current, last_applied, membership) = match newest {
+        let (mvcc, last_applied, membership) = match newest {
             Some(path) => {
                 let bytes = std::fs::read(&path).map_err(|e| snap_io(&path, "read snapshot", e))?;
                 let body = decode_snapshot(&bytes).map_err(|reason| corrupt(&path, &reason))?;
                 let last = body.meta.last_log_id;
                 let membership = body.meta.last_membership.clone();
-                (MvccState::from_snapshot(body.mvcc), Some((body.meta, path)), last, membership)
+                (MvccState::from_snapshot(body.mvcc), last, membership)
             }
-            None => (MvccState::new(), None, None, StoredMembership::default()),
+            None => (MvccState::new(), None, StoredMembership::default()),
         };
         let hub = WatchHub::new(watch_window, mvcc.revision());
         Ok(StateMachine {
@@ -103,7 +101,6 @@ impl StateMachine {
                 hub,
             },
             dir,
-            current,
             seq: 0,
             last_compact: 0,
         })
@@ -112,29 +109,6 @@ impl StateMachine {
     /// The handle readers use.
     pub fn state(&self) -> StoreState {
         self.state.clone()
-    }
-
-    fn write_snapshot_file(&mut self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<PathBuf, StorageError> {
-        let index = meta.last_log_id.map_or(0, |l| l.index);
-        let term = meta.last_log_id.map_or(0, |l| l.leader_id.term);
-        let name = format!("{index:020}-{term:010}.snap");
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| snap_io(&path, "write snapshot", e))?;
-        // Older snapshots are superseded; the log before this one may now be purged.
-        if let Some((_, old)) = self.current.replace((meta.clone(), path.clone())) {
-            if old != path {
-                let _ = std::fs::remove_file(old);
-            }
-        }
-        Ok(path)
     }
 }
 
@@ -174,12 +148,17 @@ fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotBody, String> {
 }
 
 fn snap_io(path: &Path, what: &str, e: io::Error) -> StorageError {
-    StorageError::write_snapshot(None, io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
+    StorageError::from_io_error(
+        ErrorSubject::Snapshot(None),
+        ErrorVerb::Write,
+        io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())),
+    )
 }
 
 fn corrupt(path: &Path, reason: &str) -> StorageError {
-    StorageError::read_snapshot(
-        None,
+    StorageError::from_io_error(
+        ErrorSubject::Snapshot(None),
+        ErrorVerb::Read,
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("corrupt snapshot {}: {reason}", path.display()),
@@ -208,11 +187,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: membership,
             snapshot_id: format!("{term}-{index}-{}", self.seq),
         };
-        let body = SnapshotBody { meta: meta.clone(), mvcc };
-        let bytes = tokio::task::block_in_place(|| encode_snapshot(&body));
-        // Written by the state machine's own file logic; reuse it through a small shim.
-        let mut writer = SnapshotWriter { dir: self.dir.clone() };
-        writer.write(&meta, &bytes)?;
+        let body = SnapshotBody {
+            meta: meta.clone(),
+            mvcc,
+        };
+        let bytes = encode_snapshot(&body);
+        write_snapshot_file(&self.dir, &meta, &bytes)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
@@ -221,28 +201,22 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 /// Writes a snapshot file durably (tmp + fsync + rename + dir fsync) and removes older ones.
-struct SnapshotWriter {
-    dir: PathBuf,
-}
-
-impl SnapshotWriter {
-    fn write(&mut self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<PathBuf, StorageError> {
-        let index = meta.last_log_id.map_or(0, |l| l.index);
-        let term = meta.last_log_id.map_or(0, |l| l.leader_id.term);
-        let name = format!("{index:020}-{term:010}.snap");
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| snap_io(&path, "write snapshot", e))?;
-        remove_older_snapshots(&self.dir, &path);
-        Ok(path)
-    }
+fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta, bytes: &[u8]) -> Result<PathBuf, StorageError> {
+    let index = meta.last_log_id.map_or(0, |l| l.index);
+    let term = meta.last_log_id.map_or(0, |l| l.leader_id.term);
+    let name = format!("{index:020}-{term:010}.snap");
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let write = || -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| snap_io(&path, "write snapshot", e))?;
+    remove_older_snapshots(dir, &path);
+    Ok(path)
 }
 
 /// Removes every snapshot file in `dir` whose name sorts before `keep`'s.
@@ -288,7 +262,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 match entry.payload {
                     EntryPayload::Blank => results.push(WriteResult::default()),
                     EntryPayload::Normal(batch) => {
-                        let outcomes = batch.txns.iter().map(|txn| inner.mvcc.apply(txn, &mut events)).collect();
+                        let outcomes = batch
+                            .txns
+                            .iter()
+                            .map(|txn| inner.mvcc.apply(txn, &mut events))
+                            .collect();
                         results.push(WriteResult { outcomes });
                     }
                     EntryPayload::Membership(m) => {
@@ -322,15 +300,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let body = decode_snapshot(&bytes).map_err(|reason| {
-            StorageError::read_snapshot(
-                Some(meta.signature()),
-                io::Error::new(io::ErrorKind::InvalidData, format!("received a corrupt snapshot {}: {reason}", meta.snapshot_id)),
+            StorageError::from_io_error(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Read,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("received a corrupt snapshot {}: {reason}", meta.snapshot_id),
+                ),
             )
         })?;
-        let path = self.write_snapshot_file(meta, &bytes)?;
+        let path = write_snapshot_file(&self.dir, meta, &bytes)?;
         let mvcc = MvccState::from_snapshot(body.mvcc);
         let revision = mvcc.revision();
         {
@@ -348,10 +334,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         // Snapshot builders write files on their own, so look at the directory.
-        let Some(path) = newest_snapshot(&self.dir) else { return Ok(None) };
+        let Some(path) = newest_snapshot(&self.dir) else {
+            return Ok(None);
+        };
         let bytes = std::fs::read(&path).map_err(|e| snap_io(&path, "read snapshot", e))?;
         let body = decode_snapshot(&bytes).map_err(|reason| corrupt(&path, &reason))?;
-        self.current = Some((body.meta.clone(), path));
         Ok(Some(Snapshot {
             meta: body.meta,
             snapshot: Box::new(Cursor::new(bytes)),

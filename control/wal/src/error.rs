@@ -27,11 +27,7 @@ pub enum WalError {
          replayed past it, so restore this member's data directory (or remove the member and \
          let it catch up from a snapshot)"
     )]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
 
     /// An earlier write or sync failed, so what is on disk is unknown; the log accepts nothing
     /// more until it is reopened (which replays what actually reached the disk).
@@ -77,11 +73,7 @@ impl WalError {
                 path: path.clone(),
                 source: duplicate_io_error(source),
             },
-            WalError::Corrupt {
-                path,
-                offset,
-                reason,
-            } => WalError::Corrupt {
+            WalError::Corrupt { path, offset, reason } => WalError::Corrupt {
                 path: path.clone(),
                 offset: *offset,
                 reason: reason.clone(),
@@ -90,9 +82,7 @@ impl WalError {
                 first_error: first_error.clone(),
             },
             WalError::Closed => WalError::Closed,
-            WalError::UringUnavailable { reason } => WalError::UringUnavailable {
-                reason: reason.clone(),
-            },
+            WalError::UringUnavailable { reason } => WalError::UringUnavailable { reason: reason.clone() },
             WalError::InvalidRecord { index, reason } => WalError::InvalidRecord {
                 index: *index,
                 reason: reason.clone(),
@@ -136,9 +126,6 @@ mod tests {
         );
         let message = error.to_string();
         assert!(message.contains("fdatasync"), "{message}");
-        assert!(
-            message.contains("/data/wal/0000000000000003.wal"),
-            "{message}"
-        );
+        assert!(message.contains("/data/wal/0000000000000003.wal"), "{message}");
     }
 }

@@ -112,10 +112,7 @@ pub(crate) fn scan_records(data: &[u8]) -> Scan {
         }
         let Some(frame) = rest.get(..RECORD_HEADER_LEN) else {
             break Some(Stop::BadRecord {
-                reason: format!(
-                    "partial record header: {} of {RECORD_HEADER_LEN} bytes",
-                    rest.len()
-                ),
+                reason: format!("partial record header: {} of {RECORD_HEADER_LEN} bytes", rest.len()),
             });
         };
         let len = u32::from_le_bytes(frame[0..4].try_into().expect("slice of 4 bytes")) as usize;
@@ -134,9 +131,7 @@ pub(crate) fn scan_records(data: &[u8]) -> Scan {
         let available = rest.len() - RECORD_HEADER_LEN;
         let Some(payload) = rest.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
             break Some(Stop::BadRecord {
-                reason: format!(
-                    "record length {len} runs past the end of the file ({available} bytes left)"
-                ),
+                reason: format!("record length {len} runs past the end of the file ({available} bytes left)"),
             });
         };
         let crc = crc32fast::hash(payload);
@@ -192,12 +187,8 @@ mod tests {
         assert!(check_header(&bad_magic, 3).unwrap_err().contains("magic"));
         let mut bad_version = good.clone();
         bad_version[4] = 9;
-        assert!(check_header(&bad_version, 3)
-            .unwrap_err()
-            .contains("version 9"));
-        assert!(check_header(&good[..10], 3)
-            .unwrap_err()
-            .contains("shorter"));
+        assert!(check_header(&bad_version, 3).unwrap_err().contains("version 9"));
+        assert!(check_header(&good[..10], 3).unwrap_err().contains("shorter"));
     }
 
     #[test]
@@ -208,10 +199,7 @@ mod tests {
             let scan = scan_records(&data[..cut]);
             assert_eq!(scan.records, vec![b"whole".to_vec()]);
             assert_eq!(scan.valid_len, whole_end);
-            assert!(
-                matches!(scan.stop, Some(Stop::BadRecord { .. })),
-                "{scan:?}"
-            );
+            assert!(matches!(scan.stop, Some(Stop::BadRecord { .. })), "{scan:?}");
         }
     }
 
@@ -237,10 +225,7 @@ mod tests {
         assert_eq!(scan.stop, Some(Stop::ZeroFill));
 
         data.extend_from_slice(b"junk");
-        assert!(matches!(
-            scan_records(&data).stop,
-            Some(Stop::BadRecord { .. })
-        ));
+        assert!(matches!(scan_records(&data).stop, Some(Stop::BadRecord { .. })));
     }
 
     #[test]

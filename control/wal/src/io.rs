@@ -95,12 +95,7 @@ impl Engine {
 
     /// Writes `buf` at `offset` and fdatasyncs `file`; once this returns Ok the bytes are
     /// durable. `buf` may come back empty (never freed while the kernel might use it).
-    pub(crate) fn write_and_sync(
-        &mut self,
-        file: &File,
-        offset: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), IoFailure> {
+    pub(crate) fn write_and_sync(&mut self, file: &File, offset: u64, buf: &mut Vec<u8>) -> Result<(), IoFailure> {
         injected_failure("wal::before_write", Stage::Write)?;
         if buf.is_empty() {
             injected_failure("wal::before_sync", Stage::Sync)?;

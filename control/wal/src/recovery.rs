@@ -177,7 +177,6 @@ fn ensure_dir(dir: &Path) -> Result<(), WalError> {
 /// appended after it.
 fn truncate(path: &Path, len: u64) -> Result<(), WalError> {
     let file = segment::open(path)?;
-    file.set_len(len)
-        .map_err(|e| WalError::io("truncate", path, e))?;
+    file.set_len(len).map_err(|e| WalError::io("truncate", path, e))?;
     file.sync_all().map_err(|e| WalError::io("fsync", path, e))
 }

@@ -39,8 +39,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, WalError> {
                     path = %entry.path().display(),
                     "removing a segment whose creation was interrupted"
                 );
-                fs::remove_file(entry.path())
-                    .map_err(|e| WalError::io("remove", entry.path(), e))?;
+                fs::remove_file(entry.path()).map_err(|e| WalError::io("remove", entry.path(), e))?;
                 removed_tmp = true;
             }
         } else if let Some(id) = name.strip_suffix(SUFFIX).and_then(parse_id) {
@@ -64,12 +63,7 @@ fn parse_id(stem: &str) -> Option<u64> {
 /// Creates segment `id` holding its header and `records`, durably: written and synced under a
 /// temporary name, renamed into place, directory fsynced. Returns the open file (positioned
 /// writes only) and its length.
-pub(crate) fn create(
-    dir: &Path,
-    id: u64,
-    records: &[Vec<u8>],
-    engine: &mut Engine,
-) -> Result<(File, u64), WalError> {
+pub(crate) fn create(dir: &Path, id: u64, records: &[Vec<u8>], engine: &mut Engine) -> Result<(File, u64), WalError> {
     let tmp = tmp_path(dir, id);
     let final_path = path(dir, id);
     let file = File::options()

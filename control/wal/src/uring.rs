@@ -55,26 +55,18 @@ impl Uring {
         match results.probe {
             Some(res) if res < 0 => return Err(io::Error::from_raw_os_error(-res)),
             Some(_) => {}
-            None => {
-                return Err(io::Error::other(
-                    "io_uring NOP completed with unknown user data",
-                ))
-            }
+            None => return Err(io::Error::other("io_uring NOP completed with unknown user data")),
         }
         let mut probe = Probe::new();
-        uring
-            .ring
-            .submitter()
-            .register_probe(&mut probe)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "IORING_REGISTER_PROBE failed: {e} (the kernel predates Linux 5.6, \
+        uring.ring.submitter().register_probe(&mut probe).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "IORING_REGISTER_PROBE failed: {e} (the kernel predates Linux 5.6, \
                          which the write opcode needs)"
-                    ),
-                )
-            })?;
+                ),
+            )
+        })?;
         for (code, name) in [
             (opcode::Write::CODE, "IORING_OP_WRITE"),
             (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
@@ -104,9 +96,7 @@ impl Uring {
         if let Some(reason) = &self.broken {
             return Err(IoFailure {
                 stage: Stage::Write,
-                error: io::Error::other(format!(
-                    "io_uring is unusable after an earlier failure: {reason}"
-                )),
+                error: io::Error::other(format!("io_uring is unusable after an earlier failure: {reason}")),
             });
         }
         let fd = types::Fd(file.as_raw_fd());
@@ -271,16 +261,9 @@ mod tests {
             .expect("create test file");
         file.write_all_at(b"0123456789", 0).expect("seed file");
         let mut buf = b"abc".to_vec();
-        uring
-            .write_at(&file, 4, &mut buf, true)
-            .expect("write and sync");
+        uring.write_at(&file, 4, &mut buf, true).expect("write and sync");
         let mut more = b"XY".to_vec();
-        uring
-            .write_at(&file, 10, &mut more, false)
-            .expect("write without sync");
-        assert_eq!(
-            std::fs::read(&path).expect("read back"),
-            b"0123abc789XY".to_vec()
-        );
+        uring.write_at(&file, 10, &mut more, false).expect("write without sync");
+        assert_eq!(std::fs::read(&path).expect("read back"), b"0123abc789XY".to_vec());
     }
 }

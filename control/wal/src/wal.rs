@@ -208,8 +208,7 @@ fn refuse(refused: Option<Op>) {
 
 fn invalid_record(records: &[Vec<u8>]) -> Option<WalError> {
     records.iter().enumerate().find_map(|(index, record)| {
-        format::invalid_record_reason(record)
-            .map(|reason| WalError::InvalidRecord { index, reason })
+        format::invalid_record_reason(record).map(|reason| WalError::InvalidRecord { index, reason })
     })
 }
 

@@ -236,11 +236,7 @@ impl Writer {
                 self.stats.add(records, len);
                 Ok(())
             }
-            Err(failure) => Err(self.poison(WalError::io(
-                failure.stage.op(),
-                &self.current.path,
-                failure.error,
-            ))),
+            Err(failure) => Err(self.poison(WalError::io(failure.stage.op(), &self.current.path, failure.error))),
         }
     }
 

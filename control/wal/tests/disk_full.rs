@@ -77,19 +77,13 @@ fn disk_full(io: IoMode) {
         other => panic!("expected an Io error from the write, got {other:?}"),
     }
     let message = error.to_string();
-    assert!(
-        message.contains(&segment.display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains(&segment.display().to_string()), "{message}");
 
     // Poisoned from now on, even for ops that might have fitted.
     match wal.append_sync(vec![b"tiny".to_vec()]) {
         Err(WalError::Poisoned { first_error }) => {
             assert!(first_error.contains("write"), "{first_error}");
-            assert!(
-                first_error.contains(&segment.display().to_string()),
-                "{first_error}"
-            );
+            assert!(first_error.contains(&segment.display().to_string()), "{first_error}");
         }
         other => panic!("expected Poisoned, got {other:?}"),
     }

@@ -65,10 +65,7 @@ fn failing_batch_poisons(io: IoMode, failpoint: &str, op: &str) {
     let (_wal, recovered) = open(dir, io);
     let replayed = records(&recovered);
     assert_eq!(replayed[..2], [b"durable".to_vec(), b"gate".to_vec()]);
-    assert!(
-        replayed.len() == 2 || replayed.len() == 2 + BATCH,
-        "{replayed:?}"
-    );
+    assert!(replayed.len() == 2 || replayed.len() == 2 + BATCH, "{replayed:?}");
     scenario.teardown();
 }
 

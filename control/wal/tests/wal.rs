@@ -67,10 +67,7 @@ fn round_trip(io: IoMode) {
                     wal.append(
                         batch,
                         Box::new(move |result| {
-                            completed
-                                .lock()
-                                .expect("completion list lock")
-                                .extend(appended);
+                            completed.lock().expect("completion list lock").extend(appended);
                             let _ = results_tx.send(result);
                         }),
                     );
@@ -99,10 +96,7 @@ fn round_trip(io: IoMode) {
     let mut next_seq = [0usize; THREADS];
     for record in &replayed {
         let (thread, seq) = parse_tag(record);
-        assert_eq!(
-            seq, next_seq[thread],
-            "thread {thread}'s appends are in queue order"
-        );
+        assert_eq!(seq, next_seq[thread], "thread {thread}'s appends are in queue order");
         next_seq[thread] += 1;
     }
 
@@ -169,10 +163,7 @@ fn torn_tail_is_truncated_on_open() {
     let full_len = fs::metadata(&path).expect("stat segment").len();
     let two_records_end = 16 + (8 + 3) * 2;
     assert_eq!(full_len, two_records_end + 8 + 5);
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open segment");
+    let file = fs::OpenOptions::new().write(true).open(&path).expect("open segment");
     file.set_len(full_len - 3).expect("chop segment");
     drop(file);
 
@@ -235,10 +226,7 @@ fn zero_filled_tail_is_cut_so_new_appends_stay_visible() {
     wal.append_sync(vec![b"next".to_vec()]).expect("append");
     wal.close();
     let (_wal, recovered) = open(dir, IoMode::Auto);
-    assert_eq!(
-        records(&recovered),
-        vec![b"kept".to_vec(), b"next".to_vec()]
-    );
+    assert_eq!(records(&recovered), vec![b"kept".to_vec(), b"next".to_vec()]);
 }
 
 /// A log with two sealed segments and a current one: 1 = [alpha, beta], 2 = [h2, gamma],
@@ -344,30 +332,20 @@ fn rotate_and_remove_segments() {
     assert_eq!(wal.current_segment_bytes(), 16 + 8 + 8);
     wal.append(vec![b"b".to_vec()], Box::new(|r| r.expect("append b")));
     let (done3, rotated3) = done_channel();
-    assert_eq!(
-        wal.rotate(vec![b"header-3a".to_vec(), b"header-3b".to_vec()], done3),
-        3
-    );
+    assert_eq!(wal.rotate(vec![b"header-3a".to_vec(), b"header-3b".to_vec()], done3), 3);
     wal.append_sync(vec![b"c".to_vec()]).expect("append c");
     wait(&rotated2).expect("rotate to 2");
     wait(&rotated3).expect("rotate to 3");
     wal.close();
 
     let (wal, recovered) = open(dir, IoMode::Auto);
-    let by_segment: Vec<(u64, Vec<Vec<u8>>)> = recovered
-        .segments
-        .iter()
-        .map(|s| (s.id, s.records.clone()))
-        .collect();
+    let by_segment: Vec<(u64, Vec<Vec<u8>>)> = recovered.segments.iter().map(|s| (s.id, s.records.clone())).collect();
     assert_eq!(
         by_segment,
         vec![
             (1, vec![b"a".to_vec()]),
             (2, vec![b"header-2".to_vec(), b"b".to_vec()]),
-            (
-                3,
-                vec![b"header-3a".to_vec(), b"header-3b".to_vec(), b"c".to_vec()]
-            ),
+            (3, vec![b"header-3a".to_vec(), b"header-3b".to_vec(), b"c".to_vec()]),
         ]
     );
     assert_eq!(wal.current_segment(), 3);
@@ -429,11 +407,7 @@ fn pwrite_fallback_is_used_when_forced() {
     assert!(wal.backend().to_string().starts_with("pwrite"));
     wal.append_sync(vec![b"x".to_vec()]).expect("append");
     let stats = wal.stats();
-    assert_eq!(
-        (stats.writes, stats.syncs, stats.records),
-        (1, 1, 1),
-        "{stats:?}"
-    );
+    assert_eq!((stats.writes, stats.syncs, stats.records), (1, 1, 1), "{stats:?}");
 }
 
 #[test]
@@ -490,10 +464,7 @@ fn invalid_records_are_refused_without_poisoning() {
         1,
         "a refused rotation assigns no id"
     );
-    assert!(matches!(
-        wait(&receiver),
-        Err(WalError::InvalidRecord { index: 0, .. })
-    ));
+    assert!(matches!(wait(&receiver), Err(WalError::InvalidRecord { index: 0, .. })));
     assert_eq!(wal.current_segment_bytes(), 16);
     wal.append_sync(vec![b"still works".to_vec()])
         .expect("the log is not poisoned");

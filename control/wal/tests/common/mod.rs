@@ -18,10 +18,7 @@ pub fn options(dir: &Path, io: IoMode) -> WalOptions {
 pub fn open(dir: &Path, io: IoMode) -> (Wal, Recovered) {
     match Wal::open(options(dir, io)) {
         Ok(opened) => opened,
-        Err(error) => panic!(
-            "opening the WAL in {} with {io:?} failed: {error}",
-            dir.display()
-        ),
+        Err(error) => panic!("opening the WAL in {} with {io:?} failed: {error}", dir.display()),
     }
 }
 
@@ -47,9 +44,7 @@ pub fn reporting_done(sender: Sender<Result<(), WalError>>) -> Done {
 }
 
 pub fn wait(receiver: &Receiver<Result<(), WalError>>) -> Result<(), WalError> {
-    receiver
-        .recv()
-        .expect("the writer dropped a done without calling it")
+    receiver.recv().expect("the writer dropped a done without calling it")
 }
 
 /// Holds the writer thread inside a `done` callback until dropped, so that everything queued
@@ -75,9 +70,7 @@ impl WriterGate {
             .recv()
             .expect("writer dropped the gate append")
             .expect("the gate append failed");
-        WriterGate {
-            release: release_tx,
-        }
+        WriterGate { release: release_tx }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Gantry's replicated store: an openraft node whose log is a segmented write-ahead log and
 //! whose state machine is an etcd-style MVCC key-value map with watches.
 
+// openraft's StorageError is large, and the storage traits return it by value.
+#![allow(clippy::result_large_err)]
+
 pub mod client;
 pub mod error;
 pub mod kv;

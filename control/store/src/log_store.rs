@@ -272,7 +272,7 @@ impl LogStore {
 }
 
 fn apply_purge(cache: &mut LogCache, purged: LogId) {
-    if cache.purged.map_or(true, |p| p.index < purged.index) {
+    if cache.purged.is_none_or(|p| p.index < purged.index) {
         cache.purged = Some(purged);
     }
     let keep = cache.entries.split_off(&(purged.index + 1));

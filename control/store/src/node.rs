@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, SnapshotPolicy};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::StoreError;
 use crate::kv::{KeyValue, RangeRequest, RangeResult, Revision, Txn, TxnOutcome};
@@ -31,6 +31,8 @@ pub use gantry_wal::{Backend, IoMode};
 /// At most this many transactions, or this many bytes of values, go into one Raft entry.
 const MAX_BATCH_TXNS: usize = 4096;
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Raft entries proposed but not yet committed (see `run_proposer`).
+const MAX_ENTRIES_IN_FLIGHT: usize = 1;
 
 /// How a node is set up.
 #[derive(Clone, Debug)]
@@ -84,9 +86,11 @@ pub enum Consistency {
     Serializable,
 }
 
+type Done = oneshot::Sender<Result<Vec<TxnOutcome>, StoreError>>;
+
 struct Proposal {
     txns: Vec<Txn>,
-    done: oneshot::Sender<Result<Vec<TxnOutcome>, StoreError>>,
+    done: Done,
 }
 
 struct Inner {
@@ -96,6 +100,8 @@ struct Inner {
     transport: Arc<dyn Transport>,
     proposals: mpsc::Sender<Proposal>,
     backend: Backend,
+    /// Held until shutdown: two processes on one data directory would corrupt it.
+    lock: parking_lot::Mutex<Option<std::fs::File>>,
 }
 
 /// A running store node. Cheap to clone.
@@ -108,6 +114,7 @@ impl StoreNode {
     /// Opens the node's log and state in `config.data_dir` and starts its Raft member. A new
     /// node belongs to no cluster until [`StoreNode::bootstrap`] or [`StoreNode::join`].
     pub async fn open(config: NodeConfig, transport: Arc<dyn Transport>) -> Result<StoreNode, StoreError> {
+        let lock = lock_data_dir(&config.data_dir)?;
         let log = LogStore::open(LogOptions {
             dir: config.data_dir.join("log"),
             io: config.io,
@@ -152,6 +159,7 @@ impl StoreNode {
                 transport,
                 proposals: tx,
                 backend,
+                lock: parking_lot::Mutex::new(Some(lock)),
             }),
         })
     }
@@ -236,11 +244,8 @@ impl StoreNode {
     /// the quorum), then promoted to voter.
     async fn add_member(&self, id: NodeId, addr: String, voter: bool) -> Result<(), StoreError> {
         let raft = &self.inner.raft;
-        let is_voter = {
-            let m = raft.metrics().borrow().membership_config.clone();
-            let found = m.voter_ids().any(|v| v == id);
-            found
-        };
+        let membership = raft.metrics().borrow().membership_config.clone();
+        let is_voter = membership.voter_ids().any(|v| v == id);
         if is_voter {
             return Ok(());
         }
@@ -494,6 +499,23 @@ impl StoreNode {
     /// Stops the Raft member.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
+        // The Raft core, which owns the log, has stopped: the directory may be reopened.
+        self.inner.lock.lock().take();
+    }
+}
+
+/// Takes the exclusive lock on `dir/LOCK`, creating the directory if needed.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let io = |what: &str, e: std::io::Error| StoreError::Storage(format!("{what} {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create the data directory", e))?;
+    let file = std::fs::File::create(dir.join("LOCK")).map_err(|e| io("cannot create the lock file in", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Storage(format!(
+            "the data directory {} is in use by another gantry process; stop it or choose another --data-dir",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("cannot lock the data directory", e)),
     }
 }
 
@@ -519,10 +541,19 @@ fn fatal(f: openraft::error::Fatal<NodeId>) -> StoreError {
     }
 }
 
-/// Coalesces queued proposals into Raft entries. Each entry is handed to openraft without
-/// waiting for the previous one to commit, so entries pipeline through the log.
+/// Coalesces queued proposals into Raft entries.
+///
+/// openraft 0.9's core waits for each append to be flushed before it takes the next one, so
+/// one entry per client write would mean one fsync per write. Instead at most
+/// `MAX_ENTRIES_IN_FLIGHT` entries (one) are outstanding; while they commit, new proposals queue
+/// here and the next entry takes all of them. The busier the store, the bigger the batch:
+/// group commit at the entry level.
 async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
         let mut txns = Vec::new();
         let mut waiters = Vec::new();
         let mut bytes = 0usize;
@@ -548,6 +579,7 @@ async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
                         Ok(Err(e)) => Err(StoreError::BadRequest(e.to_string())),
                         Err(_) => Err(StoreError::Stopped("raft stopped before the write completed".into())),
                     };
+                    drop(permit);
                     distribute(result, waiters);
                 });
             }
@@ -567,10 +599,7 @@ fn txn_bytes(txn: &Txn) -> usize {
 }
 
 /// Hands each waiter its share of a batch's outcomes, in order.
-fn distribute(
-    result: Result<WriteResult, StoreError>,
-    waiters: Vec<(usize, oneshot::Sender<Result<Vec<TxnOutcome>, StoreError>>)>,
-) {
+fn distribute(result: Result<WriteResult, StoreError>, waiters: Vec<(usize, Done)>) {
     match result {
         Ok(w) => {
             let mut outcomes = w.outcomes.into_iter();

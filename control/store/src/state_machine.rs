@@ -63,23 +63,14 @@ impl StateMachine {
     pub fn open(dir: impl Into<PathBuf>, watch_window: usize) -> Result<StateMachine, StorageError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| snap_io(&dir, "create the snapshot directory", e))?;
-        let mut newest: Option<PathBuf> = None;
+        // A `.tmp` file is an interrupted snapshot write; the previous snapshot is whole.
         let entries = std::fs::read_dir(&dir).map_err(|e| snap_io(&dir, "list snapshots", e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| snap_io(&dir, "list snapshots", e))?.path();
-            match path.extension().and_then(|e| e.to_str()) {
-                Some("snap") => {
-                    if newest.as_ref().map_or(true, |n| path.file_name() > n.file_name()) {
-                        newest = Some(path);
-                    }
-                }
-                Some("tmp") => {
-                    // An interrupted snapshot write; the previous snapshot is still whole.
-                    let _ = std::fs::remove_file(&path);
-                }
-                _ => {}
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().and_then(|e| e.to_str()) == Some("tmp") {
+                let _ = std::fs::remove_file(&path);
             }
         }
+        let newest = newest_snapshot(&dir);
         let (mvcc, last_applied, membership) = match newest {
             Some(path) => {
                 let bytes = std::fs::read(&path).map_err(|e| snap_io(&path, "read snapshot", e))?;
@@ -343,5 +334,71 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: body.meta,
             snapshot: Box::new(Cursor::new(bytes)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftStateMachine;
+    use openraft::testing::log_id;
+    use openraft::{Entry as RaftEntry, EntryPayload, RaftSnapshotBuilder};
+
+    use super::*;
+    use crate::kv::{Op, Txn};
+    use crate::types::WriteBatch;
+
+    #[tokio::test]
+    async fn snapshot_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachine::open(dir.path(), 100).expect("open");
+        let entry = RaftEntry {
+            log_id: log_id(1, 1, 1),
+            payload: EntryPayload::Normal(WriteBatch {
+                txns: vec![Txn::single(Op::put("/a", "1")), Txn::single(Op::put("/b", "2"))],
+            }),
+        };
+        sm.apply([entry]).await.expect("apply");
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("snapshot");
+        drop(sm);
+        let mut sm = StateMachine::open(dir.path(), 100).expect("reopen");
+        let (applied, _) = sm.applied_state().await.expect("applied");
+        assert_eq!(applied, Some(log_id(1, 1, 1)));
+        let state = sm.state();
+        let inner = state.inner.read();
+        assert_eq!(inner.mvcc.revision(), 3);
+        assert_eq!(
+            &inner.mvcc.get("/b", None).expect("get").expect("present").value[..],
+            b"2"
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_snapshot_is_reported_with_its_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachine::open(dir.path(), 100).expect("open");
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("snapshot");
+        drop(sm);
+        let path = newest_snapshot(dir.path()).expect("a snapshot file");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).expect("write");
+        let err = StateMachine::open(dir.path(), 100)
+            .err()
+            .expect("corruption is detected");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()),
+            "the error names the file: {msg}"
+        );
+        assert!(msg.contains("checksum"), "the error says what is wrong: {msg}");
     }
 }

@@ -1,6 +1,8 @@
 //! openraft's own storage test suite, run against the WAL-backed log store and the MVCC
 //! state machine, once per log I/O path.
 
+#![allow(clippy::result_large_err)] // openraft's StorageError, as the suite returns it
+
 use gantry_store::log_store::{LogOptions, LogStore};
 use gantry_store::state_machine::StateMachine;
 use gantry_store::types::{StorageError, TypeConfig};

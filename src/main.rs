@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gantry_control::apiserver::{ApiServer, ApiServerConfig};
 use gantry_store::rpc::{serve, TcpTransport};
 use gantry_store::{IoMode, NodeConfig, Op, RangeRequest, StoreClient, StoreNode, Txn, TxnOutcome};
 use mimalloc::MiMalloc;
@@ -62,6 +63,9 @@ struct UpArgs {
     /// Address of the store's peer port (loopback: a one-node cluster needs no peers).
     #[arg(long, default_value = "127.0.0.1:7420")]
     store_listen: String,
+    /// Address of the Kubernetes API (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    api_listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -92,6 +96,15 @@ struct ServerArgs {
     /// Take a snapshot after this many log entries.
     #[arg(long, default_value_t = 20_000)]
     snapshot_every: u64,
+    /// Address of the Kubernetes API; none serves no API from this member.
+    #[arg(long)]
+    api_listen: Option<std::net::SocketAddr>,
+    /// Serve the API over plain HTTP (loopback addresses only).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Extra names or addresses clients reach the API at (for the serving certificate).
+    #[arg(long, value_delimiter = ',')]
+    api_advertise: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +209,13 @@ async fn server(args: ServerArgs) -> Result<()> {
         tracing::info!(%seed, "joined the cluster");
     } else if !node.raft().is_initialized().await? {
         bail!("this member belongs to no cluster yet: pass --bootstrap to start one or --join ADDR to join one");
+    }
+    if let Some(listen) = args.api_listen {
+        let mut cfg = ApiServerConfig::new(listen, &args.data_dir);
+        cfg.insecure_http = args.insecure_http;
+        cfg.advertise = args.api_advertise.clone();
+        let api = ApiServer::start(cfg, node.clone()).await.context("starting the API server")?;
+        tracing::info!(url = %api.url, kubeconfig = %api.kubeconfig.display(), "API server ready");
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     node.shutdown().await;

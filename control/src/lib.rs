@@ -1,5 +1,7 @@
-//! Gantry's control plane: the replicated store (`gantry-store`), and — as they land — the
-//! Kubernetes-shaped API server, the scheduler and the controllers, all driven through the
+//! Gantry's control plane: the replicated store (`gantry-store`), the Kubernetes-shaped API
+//! server, and — as they land — the scheduler and the controllers, all driven through the
 //! store's list-watch contract.
+
+pub mod apiserver;
 
 pub use gantry_store as store;

@@ -114,3 +114,126 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A one-member `gantry server` with the API on a loopback port, and a kubeconfig for it.
+pub struct ApiServerProcess {
+    pub process: GantryProcess,
+    pub kubeconfig: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl ApiServerProcess {
+    /// Starts the server and waits until `kubectl` can reach it through its kubeconfig.
+    pub fn start() -> ApiServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = format!("127.0.0.1:{}", free_port());
+        let api = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = [
+            "server",
+            "--id",
+            "1",
+            "--listen",
+            &store,
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "--bootstrap",
+            "--api-listen",
+            &api,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut process = GantryProcess::start(&args, &dir.path().join("server.log"));
+        let kubeconfig = dir.path().join("kubeconfig.yaml");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            process.assert_running();
+            if kubeconfig.exists() {
+                let out = kubectl_output(&kubeconfig, &["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the API server did not become ready:\n{}", process.output());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ApiServerProcess { process, kubeconfig, dir }
+    }
+
+    /// Runs kubectl; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = kubectl_output(&self.kubeconfig, args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubectl and fails the test, with its output, unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}\nserver log:\n{}", self.process.output());
+        out
+    }
+
+    /// Runs `kubectl … -f -` with `manifest` on stdin.
+    pub fn kubectl_stdin(&self, args: &[&str], manifest: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(kubectl_bin())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kubectl");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(manifest.as_bytes())
+            .expect("writing the manifest to kubectl");
+        let out = child.wait_with_output().expect("waiting for kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// The installed kubectl; fails naming what is missing.
+pub fn kubectl_bin() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("kubectl is not installed (not on PATH): these tests drive the real kubectl against gantry");
+}
+
+/// kubectl with this server's kubeconfig and a HOME of its own (kubectl caches discovery
+/// under HOME, keyed by server address).
+fn kubectl_output(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(kubectl_bin())
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running kubectl")
+}
+
+/// The seed manifests shipped beside the repository (`../shared/examples`).
+pub fn seed_examples() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    assert!(
+        dir.is_dir(),
+        "the seed manifests are missing at {}: the repository's shared/ folder must sit beside it",
+        dir.display()
+    );
+    dir
+}

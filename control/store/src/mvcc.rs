@@ -420,6 +420,12 @@ impl MvccState {
     }
 }
 
+/// A continue token that resumes a read at `revision` strictly after `last_key`, for callers
+/// that stop inside a page (e.g. after filtering).
+pub fn continue_token(revision: Revision, last_key: &str) -> String {
+    encode_continue(revision, last_key)
+}
+
 /// A continue token: hex of the read's revision (8 bytes big-endian) followed by the last key
 /// returned. Opaque to callers; the next page resumes strictly after that key.
 fn encode_continue(revision: Revision, last_key: &str) -> String {

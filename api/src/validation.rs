@@ -1,0 +1,1 @@
+//! Validation of object names, metadata and the fields of each kind, with causes that name each bad field.

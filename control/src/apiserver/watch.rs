@@ -1,0 +1,207 @@
+//! Watches over HTTP: newline-delimited `{"type","object"}` events on a chunked response,
+//! translated from store events with selector transitions (an object that stops matching
+//! is DELETED for the watcher, one that starts matching is ADDED), bookmarks, timeouts, and
+//! a 410 ERROR event when the requested revision has been compacted away.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use gantry_api::selector::{FieldSelector, LabelSelector};
+use gantry_store::{Consistency, Event, EventKind, StoreError};
+use serde_json::{json, Value};
+
+use super::object::{self, parse_rv};
+use super::registry::Resource;
+use super::request::{Query, Target};
+use super::status::ApiError;
+use super::table;
+use super::ApiState;
+
+/// How a watch renders objects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    Object,
+    /// One-row tables (`kubectl get -w`).
+    Table,
+}
+
+struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches_object(obj) && self.fields.matches(obj)
+    }
+}
+
+fn line(kind: &str, object: Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values always serialize");
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn render(r: &Resource, obj: Value, how: Render) -> Value {
+    match how {
+        Render::Object => obj,
+        Render::Table => {
+            let rv = object::meta_str(&obj, "resourceVersion").unwrap_or_default().to_string();
+            table::table(r, &[obj], &rv, None, "Metadata")
+        }
+    }
+}
+
+/// Translates one store event for a watcher; None when the watcher should not see it.
+fn translate(r: &Resource, filter: &Filter, e: &Event) -> Result<Option<(&'static str, Value)>, ApiError> {
+    let rev = e.kv.mod_revision;
+    let prev = match &e.prev {
+        Some(p) => Some(object::decode_at(&p.value, rev, &p.key)?),
+        None => None,
+    };
+    let was = prev.as_ref().is_some_and(|p| filter.matches(p));
+    match e.kind {
+        EventKind::Delete => Ok(prev.filter(|_| was).map(|p| ("DELETED", p))),
+        EventKind::Put => {
+            let obj = object::decode_at(&e.kv.value, rev, &e.kv.key)?;
+            let is = filter.matches(&obj);
+            Ok(match (was, is) {
+                (true, true) => Some(("MODIFIED", obj)),
+                (false, true) => Some(("ADDED", obj)),
+                // Left the selection: gone, as far as this watcher is concerned.
+                (true, false) => Some(("DELETED", obj)),
+                (false, false) => None,
+            })
+        }
+    }
+}
+
+impl ApiState {
+    /// Serves `?watch=true`.
+    pub async fn watch(&self, t: &Target, q: &Query, how: Render) -> Result<Response, ApiError> {
+        let r = t.resource;
+        let filter = Filter {
+            labels: match q.get("labelSelector") {
+                Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
+                None => LabelSelector::everything(),
+            },
+            fields: match q.get("fieldSelector") {
+                Some(s) => {
+                    let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    f.validate_for(r.kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    f
+                }
+                None => FieldSelector::everything(),
+            },
+        };
+        let bookmarks = q.flag("allowWatchBookmarks");
+        let timeout = Duration::from_secs(q.u64("timeoutSeconds")?.unwrap_or(1800));
+        let prefix = r.prefix(t.namespace.as_deref());
+        let rv_param = q.get("resourceVersion").unwrap_or("");
+        let rv = parse_rv(Some(rv_param))?;
+        let (tx, rx) = mpsc::channel::<Bytes>(256);
+
+        // Without a resourceVersion (or "0"), the watch starts with the current state as
+        // ADDED events, then follows from there.
+        let (initial, start) = match rv {
+            Some(n) if rv_param != "0" => (Vec::new(), n + 1),
+            _ => {
+                let consistency = if rv_param == "0" { Consistency::Serializable } else { Consistency::Linearizable };
+                let (kvs, at) = self.range_raw(&prefix, consistency).await?;
+                let mut lines = Vec::new();
+                for kv in &kvs {
+                    let obj = object::from_kv(kv)?;
+                    if filter.matches(&obj) {
+                        lines.push(line("ADDED", render(r, obj, how)));
+                    }
+                }
+                (lines, at + 1)
+            }
+        };
+        let watcher = self.store.watch(&prefix, start);
+        let metrics = self.metrics.clone();
+        let bookmark_every = self.bookmark_interval;
+        let kind = r.kind;
+        let api_version = r.api_version();
+        tokio::spawn(async move {
+            let mut tx = tx;
+            let _open = metrics.watch_opened(r.plural);
+            for l in initial {
+                if tx.send(l).await.is_err() {
+                    return;
+                }
+            }
+            let mut watcher = match watcher {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = tx.send(line("ERROR", ApiError::from(e).to_status())).await;
+                    return;
+                }
+            };
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut delivered = start.saturating_sub(1);
+            loop {
+                let next = tokio::time::timeout_at(
+                    deadline.min(tokio::time::Instant::now() + bookmark_every),
+                    watcher.next(),
+                )
+                .await;
+                match next {
+                    Ok(Ok(batch)) => {
+                        for e in &batch.events {
+                            match translate(r, &filter, e) {
+                                Ok(Some((ty, obj))) => {
+                                    if tx.send(line(ty, render(r, obj, how))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(err) => {
+                                    let _ = tx.send(line("ERROR", err.to_status())).await;
+                                    return;
+                                }
+                            }
+                        }
+                        delivered = delivered.max(batch.revision);
+                    }
+                    Ok(Err(e)) => {
+                        // Fell behind the window, or the store stopped: the client relists.
+                        let status = match e {
+                            StoreError::Compacted { .. } => ApiError::from(e).to_status(),
+                            other => ApiError::from(other).to_status(),
+                        };
+                        let _ = tx.send(line("ERROR", status)).await;
+                        return;
+                    }
+                    Err(_) if tokio::time::Instant::now() >= deadline => return,
+                    Err(_) => {
+                        if bookmarks {
+                            let b = json!({
+                                "kind": kind,
+                                "apiVersion": api_version,
+                                "metadata": {"resourceVersion": delivered.to_string()},
+                            });
+                            if tx.send(line("BOOKMARK", b)).await.is_err() {
+                                return;
+                            }
+                        } else if tx.is_closed() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let body = Body::from_stream(rx.map(Ok::<_, std::convert::Infallible>));
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("cache-control", "no-cache, private")
+            .body(body)
+            .map_err(|e| ApiError::internal(format!("building the watch response: {e}")))
+    }
+}

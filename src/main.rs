@@ -214,7 +214,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         let mut cfg = ApiServerConfig::new(listen, &args.data_dir);
         cfg.insecure_http = args.insecure_http;
         cfg.advertise = args.api_advertise.clone();
-        let api = ApiServer::start(cfg, node.clone()).await.context("starting the API server")?;
+        let api = ApiServer::start(cfg, node.clone())
+            .await
+            .context("starting the API server")?;
         tracing::info!(url = %api.url, kubeconfig = %api.kubeconfig.display(), "API server ready");
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

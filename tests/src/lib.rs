@@ -154,10 +154,18 @@ impl ApiServerProcess {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "the API server did not become ready:\n{}", process.output());
+            assert!(
+                Instant::now() < deadline,
+                "the API server did not become ready:\n{}",
+                process.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        ApiServerProcess { process, kubeconfig, dir }
+        ApiServerProcess {
+            process,
+            kubeconfig,
+            dir,
+        }
     }
 
     /// Runs kubectl; returns (success, stdout, stderr).
@@ -173,7 +181,11 @@ impl ApiServerProcess {
     /// Runs kubectl and fails the test, with its output, unless it succeeds; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.kubectl(args);
-        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}\nserver log:\n{}", self.process.output());
+        assert!(
+            ok,
+            "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}\nserver log:\n{}",
+            self.process.output()
+        );
         out
     }
 

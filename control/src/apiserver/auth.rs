@@ -134,7 +134,9 @@ pub fn authorize(user: &User, verb: &str, t: &Target) -> Result<Decision, ApiErr
                 }
                 ("Event", false) if matches!(verb, "create" | "update" | "patch") => Ok(Decision::Allow),
                 // Mirror pods of static manifests are created bound to the node.
-                ("Pod", false) if verb == "create" && t.subresource.is_none() => Ok(Decision::IfPodBoundTo(name.clone())),
+                ("Pod", false) if verb == "create" && t.subresource.is_none() => {
+                    Ok(Decision::IfPodBoundTo(name.clone()))
+                }
                 ("Pod", false)
                     if (t.subresource.as_deref() == Some("status") && matches!(verb, "update" | "patch"))
                         || (t.subresource.is_none() && verb == "delete") =>
@@ -171,9 +173,19 @@ mod tests {
         let again = Auth::load_or_create(dir.path()).expect("reload");
         assert_eq!(auth.admin_token, again.admin_token, "tokens persist");
         assert_eq!(auth.authenticate(&auth.admin_token).map(|u| u.role), Some(Role::Admin));
-        assert_eq!(auth.authenticate(&auth.readonly_token).map(|u| u.role), Some(Role::ReadOnly));
-        let node = auth.authenticate(&format!("{}.worker-1", auth.join_token)).expect("node");
-        assert_eq!(node.role, Role::Node { name: "worker-1".into() });
+        assert_eq!(
+            auth.authenticate(&auth.readonly_token).map(|u| u.role),
+            Some(Role::ReadOnly)
+        );
+        let node = auth
+            .authenticate(&format!("{}.worker-1", auth.join_token))
+            .expect("node");
+        assert_eq!(
+            node.role,
+            Role::Node {
+                name: "worker-1".into()
+            }
+        );
         assert!(auth.authenticate("nope").is_none());
         assert!(auth.authenticate(&format!("{}.", auth.join_token)).is_none());
     }
@@ -184,16 +196,40 @@ mod tests {
             name: "system:node:n1".into(),
             role: Role::Node { name: "n1".into() },
         };
-        assert_eq!(authorize(&node, "update", &target("nodes", None, Some("n1"), Some("status"))).ok(), Some(Decision::Allow));
+        assert_eq!(
+            authorize(&node, "update", &target("nodes", None, Some("n1"), Some("status"))).ok(),
+            Some(Decision::Allow)
+        );
         assert!(authorize(&node, "update", &target("nodes", None, Some("n2"), Some("status"))).is_err());
         assert_eq!(
-            authorize(&node, "patch", &target("pods", Some("default"), Some("p"), Some("status"))).ok(),
+            authorize(
+                &node,
+                "patch",
+                &target("pods", Some("default"), Some("p"), Some("status"))
+            )
+            .ok(),
             Some(Decision::IfPodBoundTo("n1".into()))
         );
         assert!(authorize(&node, "create", &target("services", Some("default"), None, None)).is_err());
-        assert_eq!(authorize(&node, "update", &target("leases", Some("kube-node-lease"), Some("n1"), None)).ok(), Some(Decision::Allow));
-        assert!(authorize(&node, "update", &target("leases", Some("kube-node-lease"), Some("n2"), None)).is_err());
-        assert_eq!(authorize(&node, "list", &target("secrets", Some("default"), None, None)).ok(), Some(Decision::Allow));
+        assert_eq!(
+            authorize(
+                &node,
+                "update",
+                &target("leases", Some("kube-node-lease"), Some("n1"), None)
+            )
+            .ok(),
+            Some(Decision::Allow)
+        );
+        assert!(authorize(
+            &node,
+            "update",
+            &target("leases", Some("kube-node-lease"), Some("n2"), None)
+        )
+        .is_err());
+        assert_eq!(
+            authorize(&node, "list", &target("secrets", Some("default"), None, None)).ok(),
+            Some(Decision::Allow)
+        );
     }
 
     #[test]

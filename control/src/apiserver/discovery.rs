@@ -54,10 +54,19 @@ pub fn group(name: &str) -> Option<Value> {
 }
 
 fn verbs(r: &Resource) -> Vec<&'static str> {
-    vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-        .into_iter()
-        .filter(|v| !(r.kind == "Namespace" && *v == "deletecollection"))
-        .collect()
+    vec![
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ]
+    .into_iter()
+    .filter(|v| !(r.kind == "Namespace" && *v == "deletecollection"))
+    .collect()
 }
 
 fn sub_entry(r: &Resource, sub: &str) -> Value {
@@ -105,7 +114,11 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             resources.push(sub_entry(r, sub));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
@@ -122,13 +135,27 @@ mod tests {
         assert_eq!(pods["categories"], json!(["all"]));
         assert!(resources.iter().any(|r| r["name"] == "pods/status"));
         assert!(resources.iter().any(|r| r["name"] == "pods/log"));
-        let names: Vec<&str> = resources.iter().filter_map(|r| r["shortNames"].as_array()).flatten().filter_map(Value::as_str).collect();
+        let names: Vec<&str> = resources
+            .iter()
+            .filter_map(|r| r["shortNames"].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         for short in ["po", "svc", "rc", "ns", "no", "ep", "cm", "ev"] {
             assert!(names.contains(&short), "{short} is a short name");
         }
         let apps = resource_list("apps", "v1");
-        let scale = apps["resources"].as_array().expect("resources").iter().find(|r| r["name"] == "deployments/scale").expect("scale");
+        let scale = apps["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .expect("scale");
         assert_eq!(scale["group"], "autoscaling");
-        assert!(group_list()["groups"].as_array().expect("groups").iter().any(|g| g["name"] == "batch"));
+        assert!(group_list()["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["name"] == "batch"));
     }
 }

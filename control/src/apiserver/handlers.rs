@@ -60,7 +60,8 @@ impl ApiState {
         let fields = match q.get("fieldSelector") {
             Some(s) => {
                 let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                f.validate_for(r.kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                f.validate_for(r.kind)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 f
             }
             None => FieldSelector::everything(),
@@ -84,7 +85,7 @@ impl ApiState {
         let exact_key = prefix.ends_with('/').then_some(()).is_none();
         let mut token = q.get("continue").map(str::to_string);
         let mut items = Vec::new();
-        let mut read_revision = 0;
+        let mut read_revision;
         let mut next = None;
         let mut first = true;
         loop {
@@ -169,7 +170,11 @@ impl ApiState {
             }
         }
         if r.kind == "Pod" {
-            let status = obj.as_object_mut().expect("objects are JSON objects").entry("status").or_insert_with(|| json!({}));
+            let status = obj
+                .as_object_mut()
+                .expect("objects are JSON objects")
+                .entry("status")
+                .or_insert_with(|| json!({}));
             if let Some(s) = status.as_object_mut() {
                 s.entry("phase").or_insert_with(|| json!("Pending"));
             }
@@ -185,7 +190,11 @@ impl ApiState {
                 return Err(ApiError::invalid(r, &name, &causes));
             }
             let key = r.key(ns.as_deref(), &name);
-            match self.store.write(Txn::single(Op::create(key, object::encode(&obj)))).await? {
+            match self
+                .store
+                .write(Txn::single(Op::create(key, object::encode(&obj))))
+                .await?
+            {
                 TxnOutcome::Committed { revision, .. } => {
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(revision.to_string()));
                     return Ok(obj);
@@ -204,10 +213,9 @@ impl ApiState {
             meta_mut(obj).remove("namespace");
             return Ok(None);
         }
-        let path_ns = t
-            .namespace
-            .clone()
-            .ok_or_else(|| ApiError::bad_request(format!("{} must be written under /namespaces/{{namespace}}", r.plural)))?;
+        let path_ns = t.namespace.clone().ok_or_else(|| {
+            ApiError::bad_request(format!("{} must be written under /namespaces/{{namespace}}", r.plural))
+        })?;
         match meta_str(obj, "namespace") {
             Some(ns) if !ns.is_empty() && ns != path_ns => Err(ApiError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
@@ -236,7 +244,8 @@ impl ApiState {
         self.namespace_for_write(t, &mut body)?;
         let wanted = parse_rv(meta_str(&body, "resourceVersion"))?;
         let sub = t.subresource.as_deref();
-        self.modify(t, wanted, |current| Ok(merge_update(r, sub, current, body.clone()))).await
+        self.modify(t, wanted, |current| Ok(merge_update(r, sub, current, body.clone())))
+            .await
     }
 
     /// Applies a patch (merge, JSON or strategic) to an object or its status.
@@ -254,7 +263,10 @@ impl ApiState {
                 other => ApiError::bad_request(other.to_string()),
             })?;
             // A resourceVersion in the patch is a precondition.
-            if let (Some(p), Some(c)) = (meta_str(&patched, "resourceVersion"), meta_str(current, "resourceVersion")) {
+            if let (Some(p), Some(c)) = (
+                meta_str(&patched, "resourceVersion"),
+                meta_str(current, "resourceVersion"),
+            ) {
                 if p != c {
                     return Err(ApiError::conflict(r, t.name.as_deref().unwrap_or_default()));
                 }
@@ -289,7 +301,9 @@ impl ApiState {
                 return Err(ApiError::invalid(r, &name, &causes));
             }
             // An object being deleted goes once its last finalizer is removed.
-            let deleting = next.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
+            let deleting = next
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null());
             if deleting && pending_finalizers(r, &next).is_empty() {
                 match self.store.write(Txn::single(Op::delete_if(key.clone(), rev))).await? {
                     TxnOutcome::Committed { revision, .. } => {
@@ -306,7 +320,11 @@ impl ApiState {
                 // Nothing changed: no write, no new revision (as Kubernetes).
                 return Ok(current);
             }
-            match self.store.write(Txn::single(Op::put_if(key.clone(), object::encode(&next), rev))).await? {
+            match self
+                .store
+                .write(Txn::single(Op::put_if(key.clone(), object::encode(&next), rev)))
+                .await?
+            {
                 TxnOutcome::Committed { revision, .. } => {
                     meta_mut(&mut next).insert("resourceVersion".into(), json!(revision.to_string()));
                     return Ok(next);
@@ -336,7 +354,10 @@ impl ApiState {
             .or(q.get("propagationPolicy"))
             .map(str::to_string);
         let orphan = options.get("orphanDependents").and_then(Value::as_bool);
-        let grace = options.get("gracePeriodSeconds").and_then(Value::as_i64).or(q.i64("gracePeriodSeconds")?);
+        let grace = options
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .or(q.i64("gracePeriodSeconds")?);
         let key = r.key(ns, &name);
         for _ in 0..CAS_RETRIES {
             let (mut obj, rev) = self.get_object(r, ns, &name).await?;
@@ -359,7 +380,10 @@ impl ApiState {
             }
             let already = obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
             let graceful_pod = r.kind == "Pod"
-                && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
+                && obj
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
                 && grace != Some(0)
                 && !already;
             let pending = !pending_finalizers(r, &obj).is_empty() || add.is_some() || graceful_pod;
@@ -368,7 +392,11 @@ impl ApiState {
                     return Ok(obj);
                 }
                 let grace_secs = if graceful_pod {
-                    grace.unwrap_or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30))
+                    grace.unwrap_or_else(|| {
+                        obj.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(30)
+                    })
                 } else {
                     0
                 };
@@ -376,7 +404,10 @@ impl ApiState {
                     let m = meta_mut(&mut obj);
                     if !already {
                         let at = chrono::Utc::now() + chrono::Duration::seconds(grace_secs);
-                        m.insert("deletionTimestamp".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                        m.insert(
+                            "deletionTimestamp".into(),
+                            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        );
                         m.insert("deletionGracePeriodSeconds".into(), json!(grace_secs));
                     }
                     if !finalizers.is_empty() {
@@ -386,7 +417,11 @@ impl ApiState {
                 if r.kind == "Namespace" {
                     obj["status"]["phase"] = json!("Terminating");
                 }
-                match self.store.write(Txn::single(Op::put_if(key.clone(), object::encode(&obj), rev))).await? {
+                match self
+                    .store
+                    .write(Txn::single(Op::put_if(key.clone(), object::encode(&obj), rev)))
+                    .await?
+                {
                     TxnOutcome::Committed { revision, .. } => {
                         meta_mut(&mut obj).insert("resourceVersion".into(), json!(revision.to_string()));
                         return Ok(obj);
@@ -436,7 +471,12 @@ impl ApiState {
     }
 
     /// `PUT`/`PATCH …/scale`: sets `spec.replicas`.
-    pub async fn update_scale(&self, t: &Target, body: Option<Value>, patch: Option<(&str, &[u8])>) -> Result<Value, ApiError> {
+    pub async fn update_scale(
+        &self,
+        t: &Target,
+        body: Option<Value>,
+        patch: Option<(&str, &[u8])>,
+    ) -> Result<Value, ApiError> {
         let r = t.resource;
         let wanted = match &body {
             Some(b) => parse_rv(meta_str(b, "resourceVersion"))?,
@@ -454,7 +494,8 @@ impl ApiState {
                     (None, Some((ct, p))) => {
                         let ty = PatchType::from_content_type(ct)
                             .ok_or_else(|| ApiError::unsupported_media_type(format!("unsupported patch type {ct}")))?;
-                        apply_patch(ty, &scale, p, "autoscaling", "Scale").map_err(|e| ApiError::bad_request(e.to_string()))?
+                        apply_patch(ty, &scale, p, "autoscaling", "Scale")
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?
                     }
                     (None, None) => scale,
                 };
@@ -492,15 +533,26 @@ impl ApiState {
             ..t.clone()
         };
         self.modify(&plain, None, |current| {
-            if let Some(bound) = current.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            if let Some(bound) = current
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 return Err(ApiError::conflict_msg(
                     t.resource,
                     &pod,
                     &format!("pod {pod} is already assigned to node \"{bound}\""),
                 ));
             }
-            if current.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
-                return Err(ApiError::conflict_msg(t.resource, &pod, "pod is being deleted, cannot be assigned to a host"));
+            if current
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null())
+            {
+                return Err(ApiError::conflict_msg(
+                    t.resource,
+                    &pod,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
             let mut next = current.clone();
             next["spec"]["nodeName"] = json!(node);
@@ -600,7 +652,14 @@ fn preserve_server_fields(r: &Resource, current: &Value, next: &mut Value) {
     let cm = current.get("metadata").cloned().unwrap_or(json!({}));
     let spec_changed = current.get("spec") != next.get("spec");
     let m = meta_mut(next);
-    for field in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "namespace",
+        "name",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         match cm.get(field) {
             Some(v) => {
                 m.insert(field.into(), v.clone());
@@ -613,7 +672,10 @@ fn preserve_server_fields(r: &Resource, current: &Value, next: &mut Value) {
     m.remove("resourceVersion");
     if r.has_spec {
         let generation = cm.get("generation").and_then(Value::as_i64).unwrap_or(1);
-        m.insert("generation".into(), json!(if spec_changed { generation + 1 } else { generation }));
+        m.insert(
+            "generation".into(),
+            json!(if spec_changed { generation + 1 } else { generation }),
+        );
     }
 }
 
@@ -646,7 +708,9 @@ fn check_preconditions(r: &Resource, name: &str, obj: &Value, rev: u64, pre: Opt
             return Err(ApiError::conflict_msg(
                 r,
                 name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {rev}"),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {rev}"
+                ),
             ));
         }
     }
@@ -705,7 +769,10 @@ pub fn set_condition(obj: &mut Value, kind: &str, status: &str, reason: Option<&
     if let Some(m) = message {
         c["message"] = json!(m);
     }
-    match list.iter_mut().find(|x| x.get("type").and_then(Value::as_str) == Some(kind)) {
+    match list
+        .iter_mut()
+        .find(|x| x.get("type").and_then(Value::as_str) == Some(kind))
+    {
         Some(existing) => {
             if existing.get("status").and_then(Value::as_str) == Some(status) {
                 c["lastTransitionTime"] = existing.get("lastTransitionTime").cloned().unwrap_or(json!(null));

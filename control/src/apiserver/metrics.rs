@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -65,14 +67,22 @@ pub struct WatchGuard {
 
 impl Drop for WatchGuard {
     fn drop(&mut self) {
-        *self.metrics.inner.lock().watches.entry(self.resource.to_string()).or_default() -= 1;
+        *self
+            .metrics
+            .inner
+            .lock()
+            .watches
+            .entry(self.resource.to_string())
+            .or_default() -= 1;
     }
 }
 
 impl Metrics {
     pub fn request(&self, verb: &str, resource: &str, code: u16, took: Duration) {
         let mut m = self.inner.lock();
-        *m.requests.entry((verb.to_string(), resource.to_string(), code)).or_default() += 1;
+        *m.requests
+            .entry((verb.to_string(), resource.to_string(), code))
+            .or_default() += 1;
         m.latency
             .entry((verb.to_string(), resource.to_string()))
             .or_default()
@@ -97,11 +107,18 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP apiserver_request_total Requests by verb, resource and HTTP code.\n# TYPE apiserver_request_total counter\n");
         for ((verb, resource, code), n) in &m.requests {
-            let _ = writeln!(out, "apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"{code}\"}} {n}"
+            );
         }
         out.push_str("# HELP apiserver_request_duration_seconds Request latency by verb and resource.\n# TYPE apiserver_request_duration_seconds histogram\n");
         for ((verb, resource), h) in &m.latency {
-            h.render(&mut out, "apiserver_request_duration_seconds", &format!("verb=\"{verb}\",resource=\"{resource}\""));
+            h.render(
+                &mut out,
+                "apiserver_request_duration_seconds",
+                &format!("verb=\"{verb}\",resource=\"{resource}\""),
+            );
         }
         out.push_str("# HELP gantry_store_commit_duration_seconds Time for a write to commit through Raft.\n# TYPE gantry_store_commit_duration_seconds histogram\n");
         m.commit.render(&mut out, "gantry_store_commit_duration_seconds", "");
@@ -109,7 +126,9 @@ impl Metrics {
         for (resource, n) in &m.watches {
             let _ = writeln!(out, "apiserver_registered_watchers{{resource=\"{resource}\"}} {n}");
         }
-        out.push_str("# HELP gantry_store_revision The store's latest applied revision.\n# TYPE gantry_store_revision gauge\n");
+        out.push_str(
+            "# HELP gantry_store_revision The store's latest applied revision.\n# TYPE gantry_store_revision gauge\n",
+        );
         let _ = writeln!(out, "gantry_store_revision {store_revision}");
         out
     }
@@ -128,11 +147,15 @@ mod tests {
         let w = m.watch_opened("pods");
         let text = m.render(17);
         assert!(text.contains("apiserver_request_total{verb=\"get\",resource=\"pods\",code=\"200\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_bucket{verb=\"get\",resource=\"pods\",le=\"0.005\"} 2"));
+        assert!(
+            text.contains("apiserver_request_duration_seconds_bucket{verb=\"get\",resource=\"pods\",le=\"0.005\"} 2")
+        );
         assert!(text.contains("gantry_store_commit_duration_seconds_count{} 1"));
         assert!(text.contains("apiserver_registered_watchers{resource=\"pods\"} 1"));
         assert!(text.contains("gantry_store_revision 17"));
         drop(w);
-        assert!(m.render(17).contains("apiserver_registered_watchers{resource=\"pods\"} 0"));
+        assert!(m
+            .render(17)
+            .contains("apiserver_registered_watchers{resource=\"pods\"} 0"));
     }
 }

@@ -125,15 +125,21 @@ impl ApiServer {
             return Err(ApiServerError::InsecureNotLoopback(cfg.listen));
         }
         let auth = Auth::load_or_create(&cfg.data_dir.join("auth"))?;
-        let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ApiServerError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ApiServerError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| ApiServerError::Listen {
             addr: cfg.listen,
             source,
         })?;
-        let host = if addr.ip().is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+        let host = if addr.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
         let state = Arc::new(ApiState {
             store,
             auth: auth.clone(),
@@ -148,7 +154,12 @@ impl ApiServer {
             (url, None)
         } else {
             let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), host];
-            let mut dns = vec!["localhost".to_string(), "kubernetes".into(), "kubernetes.default".into(), "kubernetes.default.svc".into()];
+            let mut dns = vec![
+                "localhost".to_string(),
+                "kubernetes".into(),
+                "kubernetes.default".into(),
+                "kubernetes.default.svc".into(),
+            ];
             for name in &cfg.advertise {
                 match name.parse::<IpAddr>() {
                     Ok(ip) => ips.push(ip),
@@ -166,10 +177,16 @@ impl ApiServer {
             let certs = tls::ensure_certs(&cfg.data_dir.join("tls"), &ips, &dns)?;
             let config = tls::server_config(&certs)?;
             tokio::spawn(serve_tls(listener, config, state.clone()));
-            (format!("https://{}", SocketAddr::new(host, addr.port())), Some(certs.ca_pem))
+            (
+                format!("https://{}", SocketAddr::new(host, addr.port())),
+                Some(certs.ca_pem),
+            )
         };
         let kubeconfig = cfg.data_dir.join("kubeconfig.yaml");
-        tls::write_private(&kubeconfig, &tls::kubeconfig(&url, ca_pem.as_deref(), &auth.admin_token, "admin"))?;
+        tls::write_private(
+            &kubeconfig,
+            &tls::kubeconfig(&url, ca_pem.as_deref(), &auth.admin_token, "admin"),
+        )?;
         tls::write_private(
             &cfg.data_dir.join("kubeconfig-readonly.yaml"),
             &tls::kubeconfig(&url, ca_pem.as_deref(), &auth.readonly_token, "viewer"),
@@ -213,14 +230,19 @@ impl ApiState {
             .wait_for_leader(Duration::from_secs(30))
             .await
             .map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
-        self.store.write_batch(ops).await.map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
+        self.store
+            .write_batch(ops)
+            .await
+            .map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
         Ok(())
     }
 }
 
 async fn serve_plain(listener: TcpListener, state: Arc<ApiState>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
@@ -235,12 +257,16 @@ async fn serve_plain(listener: TcpListener, state: Arc<ApiState>) {
 async fn serve_tls(listener: TcpListener, config: Arc<rustls::ServerConfig>, state: Arc<ApiState>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
-            let Ok(tls) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
+            let Ok(tls) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
+                return;
+            };
             let Ok(tls) = tls else { return };
             let io = hyper_util::rt::TokioIo::new(tls);
             let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -252,9 +278,11 @@ async fn serve_tls(listener: TcpListener, config: Arc<rustls::ServerConfig>, sta
 
 fn service(
     state: Arc<ApiState>,
-) -> hyper::service::ServiceFn<
-    impl Fn(Request<hyper::body::Incoming>) -> futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
-    hyper::body::Incoming,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
 > {
     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let state = state.clone();
@@ -287,7 +315,8 @@ impl ApiState {
         let (resp, verb_name, resource) = self.route(req).await;
         let resp = resp.unwrap_or_else(IntoResponse::into_response);
         if verb_name != "watch" {
-            self.metrics.request(verb_name, &resource, resp.status().as_u16(), started.elapsed());
+            self.metrics
+                .request(verb_name, &resource, resp.status().as_u16(), started.elapsed());
         }
         tracing::debug!(%method, %path, code = resp.status().as_u16(), took = ?started.elapsed(), "request");
         resp
@@ -297,7 +326,9 @@ impl ApiState {
         let path = req.uri().path().to_string();
         // Public endpoints.
         match (req.method(), path.as_str()) {
-            (&Method::GET, "/healthz" | "/livez") => return (Ok((StatusCode::OK, "ok").into_response()), "get", "healthz".into()),
+            (&Method::GET, "/healthz" | "/livez") => {
+                return (Ok((StatusCode::OK, "ok").into_response()), "get", "healthz".into())
+            }
             (&Method::GET, "/readyz") => {
                 let r = if self.store.leader().is_some() {
                     Ok((StatusCode::OK, "ok").into_response())
@@ -306,7 +337,13 @@ impl ApiState {
                 };
                 return (r, "get", "readyz".into());
             }
-            (&Method::GET, "/version") => return (Ok(json_response(StatusCode::OK, &discovery::version())), "get", "version".into()),
+            (&Method::GET, "/version") => {
+                return (
+                    Ok(json_response(StatusCode::OK, &discovery::version())),
+                    "get",
+                    "version".into(),
+                )
+            }
             _ => {}
         }
         let user = match bearer(req.headers()).and_then(|t| self.auth.authenticate(t)) {
@@ -320,16 +357,28 @@ impl ApiState {
         match (req.method(), path.as_str()) {
             (&Method::GET, "/metrics") => {
                 return (
-                    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], self.metrics.render(self.store.revision())).into_response()),
+                    Ok((
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        self.metrics.render(self.store.revision()),
+                    )
+                        .into_response()),
                     "get",
                     "metrics".into(),
                 )
             }
             (&Method::GET, "/openapi/v2") => {
-                return (Ok(([(header::CONTENT_TYPE, openapi::V2_CONTENT_TYPE)], Vec::new()).into_response()), "get", "openapi".into())
+                return (
+                    Ok(([(header::CONTENT_TYPE, openapi::V2_CONTENT_TYPE)], Vec::new()).into_response()),
+                    "get",
+                    "openapi".into(),
+                )
             }
             (&Method::GET, p) if p == "/openapi/v3" || p.starts_with("/openapi/v3/") => {
-                return (openapi::serve(p).map(|v| json_response(StatusCode::OK, &v)), "get", "openapi".into())
+                return (
+                    openapi::serve(p).map(|v| json_response(StatusCode::OK, &v)),
+                    "get",
+                    "openapi".into(),
+                )
             }
             _ => {}
         }
@@ -338,14 +387,35 @@ impl ApiState {
             Err(e) => return (Err(e), "unknown", String::new()),
         };
         let t = match parsed {
-            ApiPath::Root { core: true } => return (Ok(json_response(StatusCode::OK, &discovery::core_versions())), "get", "discovery".into()),
-            ApiPath::Root { core: false } => return (Ok(json_response(StatusCode::OK, &discovery::group_list())), "get", "discovery".into()),
+            ApiPath::Root { core: true } => {
+                return (
+                    Ok(json_response(StatusCode::OK, &discovery::core_versions())),
+                    "get",
+                    "discovery".into(),
+                )
+            }
+            ApiPath::Root { core: false } => {
+                return (
+                    Ok(json_response(StatusCode::OK, &discovery::group_list())),
+                    "get",
+                    "discovery".into(),
+                )
+            }
             ApiPath::Group(g) => {
-                let r = discovery::group(&g).map(|v| json_response(StatusCode::OK, &v)).ok_or_else(|| ApiError::not_found_path(&path));
+                let r = discovery::group(&g)
+                    .map(|v| json_response(StatusCode::OK, &v))
+                    .ok_or_else(|| ApiError::not_found_path(&path));
                 return (r, "get", "discovery".into());
             }
             ApiPath::GroupVersion { group, version } => {
-                return (Ok(json_response(StatusCode::OK, &discovery::resource_list(&group, &version))), "get", "discovery".into())
+                return (
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::resource_list(&group, &version),
+                    )),
+                    "get",
+                    "discovery".into(),
+                )
             }
             ApiPath::Resource(t) => t,
         };
@@ -382,12 +452,24 @@ impl ApiState {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_string();
-        if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if let Some(len) = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        {
             if len > MAX_BODY {
                 return Err(ApiError::too_large(MAX_BODY));
             }
         }
-        let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::too_large(MAX_BODY))?;
+        let bytes = to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::too_large(MAX_BODY))?;
+        // The server speaks JSON; a protobuf client gets 415 and falls back to JSON.
+        if matches!(parts.method, Method::POST | Method::PUT) && !bytes.is_empty() && !content_type.contains("json") {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json (got {content_type})"
+            )));
+        }
         if let Decision::IfPodBoundTo(node) = &decision {
             self.check_pod_bound(&t, &parts.method, &bytes, node).await?;
         }
@@ -397,39 +479,70 @@ impl ApiState {
         let ok = |v: Value| json_response(StatusCode::OK, &v);
         match (&parts.method, t.name.is_some(), sub) {
             (&Method::GET, false, None) if verb_name == "watch" => {
-                self.watch(&t, &q, if table { Render::Table } else { Render::Object }).await
+                self.watch(&t, &q, if table { Render::Table } else { Render::Object })
+                    .await
             }
             (&Method::GET, false, None) => {
                 let list = self.list(&t, &q).await?;
                 if table {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
-                    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+                    let rv = list["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     let cont = list["metadata"]["continue"].as_str().map(str::to_string);
-                    Ok(ok(table::table(r, &items, &rv, cont.as_deref(), q.get("includeObject").unwrap_or("Metadata"))))
+                    Ok(ok(table::table(
+                        r,
+                        &items,
+                        &rv,
+                        cont.as_deref(),
+                        q.get("includeObject").unwrap_or("Metadata"),
+                    )))
                 } else {
                     Ok(ok(list))
                 }
             }
             (&Method::POST, false, None) => Ok(created(self.create(&t, parse_json(&bytes)?).await?)),
-            (&Method::DELETE, false, None) => Ok(ok(self.delete_collection(&t, &parse_optional_json(&bytes)?, &q).await?)),
+            (&Method::DELETE, false, None) => Ok(ok(self
+                .delete_collection(&t, &parse_optional_json(&bytes)?, &q)
+                .await?)),
             (&Method::GET, true, None | Some("status")) => {
-                let (obj, _) = self.get_object(r, t.namespace.as_deref(), t.name.as_deref().unwrap_or_default()).await?;
+                let (obj, _) = self
+                    .get_object(r, t.namespace.as_deref(), t.name.as_deref().unwrap_or_default())
+                    .await?;
                 if table && sub.is_none() {
-                    let rv = object::meta_str(&obj, "resourceVersion").unwrap_or_default().to_string();
-                    Ok(ok(table::table(r, &[obj], &rv, None, q.get("includeObject").unwrap_or("Metadata"))))
+                    let rv = object::meta_str(&obj, "resourceVersion")
+                        .unwrap_or_default()
+                        .to_string();
+                    Ok(ok(table::table(
+                        r,
+                        &[obj],
+                        &rv,
+                        None,
+                        q.get("includeObject").unwrap_or("Metadata"),
+                    )))
                 } else {
                     Ok(ok(obj))
                 }
             }
-            (&Method::PUT, true, None | Some("status") | Some("finalize")) => Ok(ok(self.update(&t, parse_json(&bytes)?).await?)),
+            (&Method::PUT, true, None | Some("status") | Some("finalize")) => {
+                Ok(ok(self.update(&t, parse_json(&bytes)?).await?))
+            }
             (&Method::PATCH, true, None | Some("status")) => Ok(ok(self.patch(&t, &content_type, &bytes).await?)),
             (&Method::DELETE, true, None) => Ok(ok(self.delete(&t, &parse_optional_json(&bytes)?, &q).await?)),
             (&Method::GET, true, Some("scale")) => Ok(ok(self.get_scale(&t).await?)),
-            (&Method::PUT, true, Some("scale")) => Ok(ok(self.update_scale(&t, Some(parse_json(&bytes)?), None).await?)),
-            (&Method::PATCH, true, Some("scale")) => Ok(ok(self.update_scale(&t, None, Some((&content_type, &bytes))).await?)),
+            (&Method::PUT, true, Some("scale")) => {
+                Ok(ok(self.update_scale(&t, Some(parse_json(&bytes)?), None).await?))
+            }
+            (&Method::PATCH, true, Some("scale")) => {
+                Ok(ok(self.update_scale(&t, None, Some((&content_type, &bytes))).await?))
+            }
             (&Method::POST, true, Some("binding")) => {
                 self.bind(&t, parse_json(&bytes)?).await?;
-                Ok(json_response(StatusCode::CREATED, &status::success(r, t.name.as_deref().unwrap_or_default(), 201)))
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &status::success(r, t.name.as_deref().unwrap_or_default(), 201),
+                ))
             }
             (&Method::GET, true, Some("log")) => Err(ApiError::unavailable(format!(
                 "logs of pod \"{}\" come from its node's agent, which this server cannot reach yet",
@@ -446,10 +559,21 @@ impl ApiState {
     /// For node credentials: the pod written must be bound to that node.
     async fn check_pod_bound(&self, t: &Target, method: &Method, body: &[u8], node: &str) -> Result<(), ApiError> {
         let bound = if *method == Method::POST {
-            parse_json(body)?.pointer("/spec/nodeName").and_then(Value::as_str).map(str::to_string)
+            parse_json(body)?
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
         } else {
-            let (pod, _) = self.get_object(t.resource, t.namespace.as_deref(), t.name.as_deref().unwrap_or_default()).await?;
-            pod.pointer("/spec/nodeName").and_then(Value::as_str).map(str::to_string)
+            let (pod, _) = self
+                .get_object(
+                    t.resource,
+                    t.namespace.as_deref(),
+                    t.name.as_deref().unwrap_or_default(),
+                )
+                .await?;
+            pod.pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
         };
         if bound.as_deref() == Some(node) {
             Ok(())
@@ -464,7 +588,9 @@ impl ApiState {
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty; an object is required"));
+        return Err(ApiError::bad_request(
+            "the request body is empty; an object is required",
+        ));
     }
     // serde_json bounds nesting depth (128), so a deeply nested body is refused, not a crash.
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))

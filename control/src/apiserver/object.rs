@@ -23,7 +23,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata was just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -68,7 +70,9 @@ pub fn encode(obj: &Value) -> Vec<u8> {
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
-    (0..5).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Parses a resourceVersion string; "" and absent are None.
@@ -122,8 +126,14 @@ pub fn apply_defaults(r: &Resource, obj: &mut Value) {
             let spec = spec_mut(obj);
             set_default(spec, "replicas", json!(1));
             // An RC without a selector selects its template's labels.
-            let labels = spec.get("template").and_then(|t| t.pointer("/metadata/labels")).cloned();
-            if spec.get("selector").is_none_or(|s| s.as_object().is_some_and(Map::is_empty)) {
+            let labels = spec
+                .get("template")
+                .and_then(|t| t.pointer("/metadata/labels"))
+                .cloned();
+            if spec
+                .get("selector")
+                .is_none_or(|s| s.as_object().is_some_and(Map::is_empty))
+            {
                 if let Some(labels) = labels {
                     spec.insert("selector".into(), labels);
                 }
@@ -199,7 +209,11 @@ fn default_pod_spec(spec: &mut Value) {
                     .get("image")
                     .and_then(Value::as_str)
                     .is_some_and(|i| !i.rsplit('/').next().unwrap_or(i).contains(':') || i.ends_with(":latest"));
-                set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+                set_default(
+                    c,
+                    "imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
                 set_default(c, "resources", json!({}));
@@ -250,7 +264,10 @@ mod tests {
         assert_eq!(obj["spec"]["selector"], json!({"app": "web"}));
         assert_eq!(obj["spec"]["replicas"], 1);
         assert_eq!(obj["spec"]["template"]["spec"]["restartPolicy"], "Always");
-        assert_eq!(obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Always"
+        );
     }
 
     #[test]
@@ -258,7 +275,10 @@ mod tests {
         let svc = super::super::registry::find_kind("", "Service").expect("svc");
         let mut obj = json!({"spec": {"ports": [{"port": 3306}]}});
         apply_defaults(svc, &mut obj);
-        assert_eq!(obj["spec"]["ports"][0], json!({"port": 3306, "protocol": "TCP", "targetPort": 3306}));
+        assert_eq!(
+            obj["spec"]["ports"][0],
+            json!({"port": 3306, "protocol": "TCP", "targetPort": 3306})
+        );
         assert_eq!(obj["spec"]["type"], "ClusterIP");
     }
 

@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn every_kind_declares_server_side_field_validation() {
         let idx = index();
-        assert_eq!(idx["paths"]["apis/apps/v1"]["serverRelativeURL"], "/openapi/v3/apis/apps/v1");
+        assert_eq!(
+            idx["paths"]["apis/apps/v1"]["serverRelativeURL"],
+            "/openapi/v3/apis/apps/v1"
+        );
         for r in registry::RESOURCES {
             let doc = group_version(&gv_path(r.group, r.version)).expect("document");
             let op = &doc["paths"][object_path(r)]["patch"];

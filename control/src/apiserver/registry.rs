@@ -260,8 +260,10 @@ pub fn find_kind(group: &str, kind: &str) -> Option<&'static Resource> {
 }
 
 /// The resources of one group version.
-pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static Resource> + use<'_> {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]
@@ -283,7 +285,15 @@ mod tests {
     #[test]
     fn every_kind_is_served_once() {
         for r in RESOURCES {
-            assert_eq!(RESOURCES.iter().filter(|o| o.group == r.group && o.kind == r.kind).count(), 1, "{}", r.kind);
+            assert_eq!(
+                RESOURCES
+                    .iter()
+                    .filter(|o| o.group == r.group && o.kind == r.kind)
+                    .count(),
+                1,
+                "{}",
+                r.kind
+            );
         }
     }
 }

@@ -22,11 +22,16 @@ pub struct Target {
 #[derive(Debug)]
 pub enum ApiPath {
     /// `/api` or `/apis`.
-    Root { core: bool },
+    Root {
+        core: bool,
+    },
     /// `/apis/{group}`.
     Group(String),
     /// `/api/v1` or `/apis/{group}/{version}`: the resource list.
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        group: String,
+        version: String,
+    },
     Resource(Target),
 }
 
@@ -124,10 +129,11 @@ impl Query {
     pub fn u64(&self, key: &str) -> Result<Option<u64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: \"{v}\" is not a non-negative integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid value for {key}: \"{v}\" is not a non-negative integer"
+                ))
+            }),
         }
     }
 
@@ -178,11 +184,25 @@ mod tests {
     #[test]
     fn paths_address_namespaced_and_cluster_objects() {
         let t = target("/api/v1/namespaces/default/pods/web/status");
-        assert_eq!((t.resource.plural, t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()), ("pods", Some("default"), Some("web"), Some("status")));
+        assert_eq!(
+            (
+                t.resource.plural,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("status"))
+        );
         let t = target("/api/v1/namespaces/kube-system");
-        assert_eq!((t.resource.plural, t.name.as_deref()), ("namespaces", Some("kube-system")));
+        assert_eq!(
+            (t.resource.plural, t.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
         let t = target("/api/v1/namespaces/x/finalize");
-        assert_eq!((t.resource.plural, t.name.as_deref(), t.subresource.as_deref()), ("namespaces", Some("x"), Some("finalize")));
+        assert_eq!(
+            (t.resource.plural, t.name.as_deref(), t.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
         let t = target("/apis/apps/v1/deployments");
         assert_eq!((t.resource.kind, t.namespace), ("Deployment", None));
         let t = target("/api/v1/nodes/n1");
@@ -192,7 +212,10 @@ mod tests {
     #[test]
     fn unknown_resources_and_subresources_are_not_found() {
         assert_eq!(parse_path("/api/v1/widgets").err().map(|e| e.code), Some(404));
-        assert_eq!(parse_path("/api/v1/namespaces/d/pods/p/scale").err().map(|e| e.code), Some(404));
+        assert_eq!(
+            parse_path("/api/v1/namespaces/d/pods/p/scale").err().map(|e| e.code),
+            Some(404)
+        );
         assert_eq!(parse_path("/apis/nope/v1").err().map(|e| e.code), Some(404));
     }
 

@@ -42,12 +42,19 @@ impl ApiError {
     }
 
     pub fn namespace_not_found(ns: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
-            .with_details(super::registry::find("", "v1", "namespaces").expect("namespaces are served"), ns)
+        ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found")).with_details(
+            super::registry::find("", "v1", "namespaces").expect("namespaces are served"),
+            ns,
+        )
     }
 
     pub fn already_exists(r: &Resource, name: &str) -> ApiError {
-        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", r.qualified())).with_details(r, name)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", r.qualified()),
+        )
+        .with_details(r, name)
     }
 
     pub fn conflict(r: &Resource, name: &str) -> ApiError {
@@ -63,13 +70,21 @@ impl ApiError {
     }
 
     pub fn conflict_msg(r: &Resource, name: &str, why: &str) -> ApiError {
-        ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", r.qualified()))
-            .with_details(r, name)
+        ApiError::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", r.qualified()),
+        )
+        .with_details(r, name)
     }
 
     pub fn invalid(r: &Resource, name: &str, causes: &[Cause]) -> ApiError {
         let list: Vec<String> = causes.iter().map(|c| c.to_string()).collect();
-        let summary = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let summary = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
         let mut e = ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {summary}", r.kind));
         e.details = Some(json!({
             "name": name,
@@ -127,7 +142,11 @@ impl ApiError {
     }
 
     pub fn not_found_path(path: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
@@ -193,13 +212,13 @@ impl From<StoreError> for ApiError {
                 oldest.saturating_sub(1)
             )),
             StoreError::FutureRevision { requested, latest } => {
-                let mut e = ApiError::timeout(format!(
-                    "Too large resource version: {requested}, current: {latest}"
-                ));
+                let mut e = ApiError::timeout(format!("Too large resource version: {requested}, current: {latest}"));
                 e.reason = "Timeout";
                 e
             }
-            StoreError::InvalidContinue { reason } => ApiError::bad_request(format!("invalid continue token: {reason}")),
+            StoreError::InvalidContinue { reason } => {
+                ApiError::bad_request(format!("invalid continue token: {reason}"))
+            }
             StoreError::BadRequest(m) => ApiError::bad_request(m),
             StoreError::NotLeader { .. } | StoreError::Unreachable { .. } | StoreError::Stopped(_) => {
                 ApiError::unavailable(format!("the store is unavailable: {e}"))

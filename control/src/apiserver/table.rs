@@ -30,7 +30,11 @@ fn columns(kind: &str) -> Vec<Column> {
         priority: 0,
         description: "Name must be unique within a namespace.",
     };
-    let age = col("Age", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
+    let age = col(
+        "Age",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
     let mut c = vec![name];
     match kind {
         "Pod" => c.extend([
@@ -114,7 +118,13 @@ fn columns(kind: &str) -> Vec<Column> {
 
 /// A Table of `items` (objects of kind `r`). `include_object` is "None", "Object" or
 /// (default) "Metadata" — what each row carries besides its cells.
-pub fn table(r: &Resource, items: &[Value], resource_version: &str, continue_token: Option<&str>, include_object: &str) -> Value {
+pub fn table(
+    r: &Resource,
+    items: &[Value],
+    resource_version: &str,
+    continue_token: Option<&str>,
+    include_object: &str,
+) -> Value {
     let cols = columns(r.kind);
     let now = Utc::now();
     let rows: Vec<Value> = items.iter().map(|o| row(r, o, &now, include_object)).collect();
@@ -236,8 +246,19 @@ fn selector_string(sel: Option<&Value>) -> String {
         .filter(|(k, _)| *k != "matchExpressions")
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let values: Vec<&str> = e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let key = s(e, "/key");
         parts.push(match s(e, "/operator") {
             "In" => format!("{key} in ({})", values.join(",")),
@@ -255,8 +276,15 @@ fn cells(kind: &str, o: &Value, now: &DateTime<Utc>) -> Vec<Value> {
     match kind {
         "Pod" => {
             let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
-            let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.into_iter().flatten().filter(|c| c.get("ready") == Some(&json!(true))).count();
+            let total = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses
+                .into_iter()
+                .flatten()
+                .filter(|c| c.get("ready") == Some(&json!(true)))
+                .count();
             let restarts: i64 = statuses.into_iter().flatten().map(|c| n(c, "/restartCount")).sum();
             let ip = s(o, "/status/podIP");
             let node = s(o, "/spec/nodeName");
@@ -381,7 +409,11 @@ fn cells(kind: &str, o: &Value, now: &DateTime<Utc>) -> Vec<Value> {
                     }
                 }
             }
-            let shown = if eps.len() > 3 { format!("{} + {} more...", eps[..3].join(","), eps.len() - 3) } else { eps.join(",") };
+            let shown = if eps.len() > 3 {
+                format!("{} + {} more...", eps[..3].join(","), eps.len() - 3)
+            } else {
+                eps.join(",")
+            };
             vec![name, json!(none_if_empty(shown)), json!(age(o, now))]
         }
         "ConfigMap" => {
@@ -397,7 +429,12 @@ fn cells(kind: &str, o: &Value, now: &DateTime<Utc>) -> Vec<Value> {
             let succeeded = n(o, "/status/succeeded");
             let completions = o.pointer("/spec/completions").and_then(Value::as_i64);
             let conds = o.pointer("/status/conditions").and_then(Value::as_array);
-            let has = |t: &str| conds.into_iter().flatten().any(|c| s(c, "/type") == t && s(c, "/status") == "True");
+            let has = |t: &str| {
+                conds
+                    .into_iter()
+                    .flatten()
+                    .any(|c| s(c, "/type") == t && s(c, "/status") == "True")
+            };
             let status = if has("Complete") {
                 "Complete"
             } else if has("Failed") {
@@ -407,31 +444,55 @@ fn cells(kind: &str, o: &Value, now: &DateTime<Utc>) -> Vec<Value> {
             } else {
                 "Running"
             };
-            let duration = match (o.pointer("/status/startTime").and_then(Value::as_str), o.pointer("/status/completionTime").and_then(Value::as_str)) {
-                (Some(start), Some(end)) => match (DateTime::parse_from_rfc3339(start), DateTime::parse_from_rfc3339(end)) {
-                    (Ok(a), Ok(b)) => human_duration((b - a).num_seconds().max(0)),
-                    _ => String::new(),
-                },
+            let duration = match (
+                o.pointer("/status/startTime").and_then(Value::as_str),
+                o.pointer("/status/completionTime").and_then(Value::as_str),
+            ) {
+                (Some(start), Some(end)) => {
+                    match (DateTime::parse_from_rfc3339(start), DateTime::parse_from_rfc3339(end)) {
+                        (Ok(a), Ok(b)) => human_duration((b - a).num_seconds().max(0)),
+                        _ => String::new(),
+                    }
+                }
                 (Some(start), None) => since(start, now),
                 _ => String::new(),
             };
             vec![
                 name,
                 json!(status),
-                json!(format!("{succeeded}/{}", completions.map_or("1".to_string(), |c| c.to_string()))),
+                json!(format!(
+                    "{succeeded}/{}",
+                    completions.map_or("1".to_string(), |c| c.to_string())
+                )),
                 json!(duration),
                 json!(age(o, now)),
             ]
         }
-        "Lease" => vec![name, json!(none_if_empty(s(o, "/spec/holderIdentity").to_string())), json!(age(o, now))],
+        "Lease" => vec![
+            name,
+            json!(none_if_empty(s(o, "/spec/holderIdentity").to_string())),
+            json!(age(o, now)),
+        ],
         "EndpointSlice" => {
-            let ports: Vec<String> = o.get("ports").and_then(Value::as_array).into_iter().flatten().map(|p| n(p, "/port").to_string()).collect();
+            let ports: Vec<String> = o
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| n(p, "/port").to_string())
+                .collect();
             let addrs: Vec<&str> = o
                 .get("endpoints")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .flat_map(|e| e.get("addresses").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str))
+                .flat_map(|e| {
+                    e.get("addresses")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                })
                 .collect();
             vec![
                 name,
@@ -442,15 +503,23 @@ fn cells(kind: &str, o: &Value, now: &DateTime<Utc>) -> Vec<Value> {
             ]
         }
         "Event" => {
-            let last = [s(o, "/lastTimestamp"), s(o, "/eventTime"), s(o, "/metadata/creationTimestamp")]
-                .into_iter()
-                .find(|t| !t.is_empty())
-                .unwrap_or("");
+            let last = [
+                s(o, "/lastTimestamp"),
+                s(o, "/eventTime"),
+                s(o, "/metadata/creationTimestamp"),
+            ]
+            .into_iter()
+            .find(|t| !t.is_empty())
+            .unwrap_or("");
             vec![
                 json!(since(last, now)),
                 json!(s(o, "/type")),
                 json!(s(o, "/reason")),
-                json!(format!("{}/{}", s(o, "/involvedObject/kind").to_lowercase(), s(o, "/involvedObject/name"))),
+                json!(format!(
+                    "{}/{}",
+                    s(o, "/involvedObject/kind").to_lowercase(),
+                    s(o, "/involvedObject/name")
+                )),
                 json!(s(o, "/message")),
             ]
         }
@@ -464,14 +533,26 @@ pub fn pod_status(o: &Value) -> String {
     if reason.is_empty() {
         reason = s(o, "/status/phase").to_string();
     }
-    for c in o.pointer("/status/initContainerStatuses").and_then(Value::as_array).into_iter().flatten() {
+    for c in o
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let waiting = s(c, "/state/waiting/reason");
         let terminated = c.pointer("/state/terminated");
         if let Some(t) = terminated {
             if n(t, "/exitCode") == 0 {
                 continue;
             }
-            reason = format!("Init:{}", if s(t, "/reason").is_empty() { "Error" } else { s(t, "/reason") });
+            reason = format!(
+                "Init:{}",
+                if s(t, "/reason").is_empty() {
+                    "Error"
+                } else {
+                    s(t, "/reason")
+                }
+            );
             break;
         }
         if !waiting.is_empty() && waiting != "PodInitializing" {
@@ -479,7 +560,13 @@ pub fn pod_status(o: &Value) -> String {
             break;
         }
     }
-    for c in o.pointer("/status/containerStatuses").and_then(Value::as_array).into_iter().flatten().rev() {
+    for c in o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .rev()
+    {
         let waiting = s(c, "/state/waiting/reason");
         let term_reason = s(c, "/state/terminated/reason");
         if !waiting.is_empty() {
@@ -529,7 +616,12 @@ mod tests {
             ]}
         });
         let t = table(pods, &[pod], "10", None, "Metadata");
-        let names: Vec<&str> = t["columnDefinitions"].as_array().expect("columns").iter().map(|c| c["name"].as_str().unwrap_or("")).collect();
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or(""))
+            .collect();
         assert_eq!(&names[..5], ["Name", "Ready", "Status", "Restarts", "Age"]);
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[0], "web-1");

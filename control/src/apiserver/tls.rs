@@ -77,6 +77,20 @@ fn gen(e: rcgen::Error) -> TlsError {
     TlsError::Generate(e.to_string())
 }
 
+/// The CA's certificate parameters; issuing needs only its name and key.
+fn ca_params() -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "gantry-ca");
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+    Ok(params)
+}
+
 /// Loads or creates the CA and a serving certificate valid for `ips` and `dns`.
 pub fn ensure_certs(dir: &Path, ips: &[IpAddr], dns: &[String]) -> Result<ServerCerts, TlsError> {
     let (ca_crt, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
@@ -84,12 +98,7 @@ pub fn ensure_certs(dir: &Path, ips: &[IpAddr], dns: &[String]) -> Result<Server
         (Some(c), Some(k)) => (c, k),
         _ => {
             let key = KeyPair::generate().map_err(gen)?;
-            let mut params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.distinguished_name.push(DnType::CommonName, "gantry-ca");
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-            params.not_after = rcgen::date_time_ymd(2040, 1, 1);
-            let cert = params.self_signed(&key).map_err(gen)?;
+            let cert = ca_params()?.self_signed(&key).map_err(gen)?;
             let (c, k) = (cert.pem(), key.serialize_pem());
             write_private(&ca_key, &k)?;
             write_private(&ca_crt, &c)?;
@@ -116,14 +125,14 @@ pub fn ensure_certs(dir: &Path, ips: &[IpAddr], dns: &[String]) -> Result<Server
         path: ca_key.clone(),
         reason: e.to_string(),
     })?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_signing).map_err(|e| TlsError::Invalid {
-        path: ca_crt.clone(),
-        reason: e.to_string(),
-    })?;
+    // The issuer is the CA: same name, same key (its certificate is already on disk).
+    let issuer = Issuer::new(ca_params()?, ca_signing);
     let server_key = KeyPair::generate().map_err(gen)?;
     let mut params = CertificateParams::new(dns.to_vec()).map_err(gen)?;
     params.distinguished_name.push(DnType::CommonName, "gantry-apiserver");
-    params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params
+        .subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
     params.not_after = rcgen::date_time_ymd(2040, 1, 1);
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&server_key, &issuer).map_err(gen)?;
@@ -187,7 +196,11 @@ mod tests {
         assert_ne!(a.cert_pem, c.cert_pem);
         assert_eq!(a.ca_pem, c.ca_pem, "the CA stays");
         server_config(&c).expect("rustls accepts the certificate");
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join("ca.key")).expect("stat").permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("ca.key"))
+                .expect("stat")
+                .permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
     }
 }

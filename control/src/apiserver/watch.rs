@@ -51,14 +51,16 @@ fn render(r: &Resource, obj: Value, how: Render) -> Value {
     match how {
         Render::Object => obj,
         Render::Table => {
-            let rv = object::meta_str(&obj, "resourceVersion").unwrap_or_default().to_string();
+            let rv = object::meta_str(&obj, "resourceVersion")
+                .unwrap_or_default()
+                .to_string();
             table::table(r, &[obj], &rv, None, "Metadata")
         }
     }
 }
 
 /// Translates one store event for a watcher; None when the watcher should not see it.
-fn translate(r: &Resource, filter: &Filter, e: &Event) -> Result<Option<(&'static str, Value)>, ApiError> {
+fn translate(filter: &Filter, e: &Event) -> Result<Option<(&'static str, Value)>, ApiError> {
     let rev = e.kv.mod_revision;
     let prev = match &e.prev {
         Some(p) => Some(object::decode_at(&p.value, rev, &p.key)?),
@@ -93,7 +95,8 @@ impl ApiState {
             fields: match q.get("fieldSelector") {
                 Some(s) => {
                     let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    f.validate_for(r.kind).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    f.validate_for(r.kind)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
                     f
                 }
                 None => FieldSelector::everything(),
@@ -111,7 +114,11 @@ impl ApiState {
         let (initial, start) = match rv {
             Some(n) if rv_param != "0" => (Vec::new(), n + 1),
             _ => {
-                let consistency = if rv_param == "0" { Consistency::Serializable } else { Consistency::Linearizable };
+                let consistency = if rv_param == "0" {
+                    Consistency::Serializable
+                } else {
+                    Consistency::Linearizable
+                };
                 let (kvs, at) = self.range_raw(&prefix, consistency).await?;
                 let mut lines = Vec::new();
                 for kv in &kvs {
@@ -154,7 +161,7 @@ impl ApiState {
                 match next {
                     Ok(Ok(batch)) => {
                         for e in &batch.events {
-                            match translate(r, &filter, e) {
+                            match translate(&filter, e) {
                                 Ok(Some((ty, obj))) => {
                                     if tx.send(line(ty, render(r, obj, how))).await.is_err() {
                                         return;

@@ -17,7 +17,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `details`: name, group, kind and causes.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     pub retry_after: Option<u64>,
 }
 
@@ -33,7 +33,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, r: &Resource, name: &str) -> ApiError {
-        self.details = Some(json!({"name": name, "group": r.group, "kind": r.plural}));
+        self.details = Some(Box::new(json!({"name": name, "group": r.group, "kind": r.plural})));
         self
     }
 
@@ -86,7 +86,7 @@ impl ApiError {
             format!("[{}]", list.join(", "))
         };
         let mut e = ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {summary}", r.kind));
-        e.details = Some(json!({
+        e.details = Some(Box::new(json!({
             "name": name,
             "group": r.group,
             "kind": r.kind,
@@ -95,7 +95,7 @@ impl ApiError {
                 "message": c.message_text(),
                 "field": c.field,
             })).collect::<Vec<_>>(),
-        }));
+        })));
         e
     }
 
@@ -177,7 +177,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         if let Some(secs) = self.retry_after {
             if v.get("details").is_none() {

@@ -4,5 +4,6 @@
 //! crate does not model survive every round trip; typed views exist where logic needs them.
 
 pub mod patch;
+pub mod protobuf;
 pub mod selector;
 pub mod validation;

@@ -436,11 +436,8 @@ async fn bookmarks_are_sent_when_asked_and_timeouts_end_the_stream() {
         .as_str()
         .is_some_and(|r| r.parse::<u64>().unwrap_or(0) >= rv.parse::<u64>().unwrap_or(0)));
     // The stream ends at the timeout.
-    loop {
-        match w.next().await {
-            Some(e) => assert_eq!(e["type"], "BOOKMARK"),
-            None => break,
-        }
+    while let Some(e) = w.next().await {
+        assert_eq!(e["type"], "BOOKMARK");
     }
     // Without allowWatchBookmarks, none come.
     let mut w = api

@@ -61,6 +61,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// How often an idle watch that asked for bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// Watch events decoded once for all watchers.
+    events: Arc<watch::EventCache>,
     mutating: Semaphore,
     readonly: Semaphore,
 }
@@ -145,6 +147,7 @@ impl ApiServer {
             auth: auth.clone(),
             metrics: Metrics::default(),
             bookmark_interval: cfg.bookmark_interval,
+            events: Arc::default(),
             mutating: Semaphore::new(cfg.max_mutating_in_flight),
             readonly: Semaphore::new(cfg.max_readonly_in_flight),
         });
@@ -461,13 +464,23 @@ impl ApiState {
                 return Err(ApiError::too_large(MAX_BODY));
             }
         }
-        let bytes = to_bytes(body, MAX_BODY)
+        let mut bytes = to_bytes(body, MAX_BODY)
             .await
             .map_err(|_| ApiError::too_large(MAX_BODY))?;
-        // The server speaks JSON; a protobuf client gets 415 and falls back to JSON.
-        if matches!(parts.method, Method::POST | Method::PUT) && !bytes.is_empty() && !content_type.contains("json") {
+        // The server works on JSON. kubectl's typed commands (create configmap, create
+        // deployment, …) send protobuf and do not fall back, so their bodies become JSON here;
+        // they accept JSON responses.
+        let method = &parts.method;
+        if matches!(*method, Method::POST | Method::PUT | Method::DELETE)
+            && !bytes.is_empty()
+            && is_protobuf(&content_type)
+        {
+            let object = gantry_api::protobuf::decode(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("the protobuf request body could not be decoded: {e}")))?;
+            bytes = serde_json::to_vec(&object).expect("a JSON value serializes").into();
+        } else if matches!(*method, Method::POST | Method::PUT) && !bytes.is_empty() && !content_type.contains("json") {
             return Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, {PROTOBUF} (got {content_type})"
             )));
         }
         if let Decision::IfPodBoundTo(node) = &decision {
@@ -584,6 +597,16 @@ impl ApiState {
             )))
         }
     }
+}
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// Whether a Content-Type names Kubernetes protobuf (parameters aside).
+fn is_protobuf(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case(PROTOBUF))
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {

@@ -3,6 +3,8 @@
 //! is DELETED for the watcher, one that starts matching is ADDED), bookmarks, timeouts, and
 //! a 410 ERROR event when the requested revision has been compacted away.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,6 +15,7 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use gantry_api::selector::{FieldSelector, LabelSelector};
 use gantry_store::{Consistency, Event, EventKind, StoreError};
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::object::{self, parse_rv};
@@ -59,27 +62,81 @@ fn render(r: &Resource, obj: Value, how: Render) -> Value {
     }
 }
 
-/// Translates one store event for a watcher; None when the watcher should not see it.
-fn translate(filter: &Filter, e: &Event) -> Result<Option<(&'static str, Value)>, ApiError> {
-    let rev = e.kv.mod_revision;
-    let prev = match &e.prev {
-        Some(p) => Some(object::decode_at(&p.value, rev, &p.key)?),
-        None => None,
-    };
-    let was = prev.as_ref().is_some_and(|p| filter.matches(p));
-    match e.kind {
-        EventKind::Delete => Ok(prev.filter(|_| was).map(|p| ("DELETED", p))),
-        EventKind::Put => {
-            let obj = object::decode_at(&e.kv.value, rev, &e.kv.key)?;
-            let is = filter.matches(&obj);
-            Ok(match (was, is) {
-                (true, true) => Some(("MODIFIED", obj)),
-                (false, true) => Some(("ADDED", obj)),
-                // Left the selection: gone, as far as this watcher is concerned.
-                (true, false) => Some(("DELETED", obj)),
-                (false, false) => None,
-            })
+/// An event decoded once and shared by every watcher that sees it: with many watchers on
+/// one resource, each event is parsed once and each distinct line encoded once, not once
+/// per watcher.
+pub struct Decoded {
+    obj: Option<Value>,
+    prev: Option<Value>,
+    lines: Mutex<Vec<(&'static str, Render, Bytes)>>,
+}
+
+impl Decoded {
+    fn line(&self, r: &Resource, ty: &'static str, how: Render) -> Bytes {
+        let mut lines = self.lines.lock();
+        if let Some((_, _, b)) = lines.iter().find(|(t, h, _)| *t == ty && *h == how) {
+            return b.clone();
         }
+        let obj = if ty == "DELETED" && self.obj.is_none() { &self.prev } else { &self.obj };
+        let b = line(ty, render(r, obj.clone().unwrap_or(Value::Null), how));
+        lines.push((ty, how, b.clone()));
+        b
+    }
+}
+
+/// Recently decoded events, keyed by (revision, key).
+#[derive(Default)]
+pub struct EventCache {
+    entries: Mutex<(HashMap<(u64, String), Arc<Decoded>>, VecDeque<(u64, String)>)>,
+}
+
+const EVENT_CACHE_ENTRIES: usize = 8192;
+
+impl EventCache {
+    fn get(&self, e: &Event) -> Result<Arc<Decoded>, ApiError> {
+        let id = (e.kv.mod_revision, e.kv.key.clone());
+        if let Some(d) = self.entries.lock().0.get(&id) {
+            return Ok(d.clone());
+        }
+        let rev = e.kv.mod_revision;
+        let prev = match &e.prev {
+            Some(p) => Some(object::decode_at(&p.value, rev, &p.key)?),
+            None => None,
+        };
+        let obj = match e.kind {
+            EventKind::Put => Some(object::decode_at(&e.kv.value, rev, &e.kv.key)?),
+            EventKind::Delete => None,
+        };
+        let d = Arc::new(Decoded {
+            obj,
+            prev,
+            lines: Mutex::new(Vec::new()),
+        });
+        let mut entries = self.entries.lock();
+        if entries.0.insert(id.clone(), d.clone()).is_none() {
+            entries.1.push_back(id);
+            while entries.1.len() > EVENT_CACHE_ENTRIES {
+                if let Some(old) = entries.1.pop_front() {
+                    entries.0.remove(&old);
+                }
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// What a watcher sees of one store event: its type, or None when it should not see it.
+fn translate(filter: &Filter, d: &Decoded) -> Option<&'static str> {
+    let was = d.prev.as_ref().is_some_and(|p| filter.matches(p));
+    match &d.obj {
+        None => was.then_some("DELETED"),
+        Some(obj) => match (was, filter.matches(obj)) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            // Left the selection: gone, as far as this watcher is concerned.
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        },
     }
 }
 
@@ -132,6 +189,7 @@ impl ApiState {
         };
         let watcher = self.store.watch(&prefix, start);
         let metrics = self.metrics.clone();
+        let cache = self.events.clone();
         let bookmark_every = self.bookmark_interval;
         let kind = r.kind;
         let api_version = r.api_version();
@@ -160,19 +218,22 @@ impl ApiState {
                 .await;
                 match next {
                     Ok(Ok(batch)) => {
+                        // One chunk per batch: one write (and one TLS record) for many events.
+                        let mut chunk = Vec::new();
                         for e in &batch.events {
-                            match translate(&filter, e) {
-                                Ok(Some((ty, obj))) => {
-                                    if tx.send(line(ty, render(r, obj, how))).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Ok(None) => {}
+                            let decoded = match cache.get(e) {
+                                Ok(d) => d,
                                 Err(err) => {
                                     let _ = tx.send(line("ERROR", err.to_status())).await;
                                     return;
                                 }
+                            };
+                            if let Some(ty) = translate(&filter, &decoded) {
+                                chunk.extend_from_slice(&decoded.line(r, ty, how));
                             }
+                        }
+                        if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
+                            return;
                         }
                         delivered = delivered.max(batch.revision);
                     }

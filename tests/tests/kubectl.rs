@@ -1,6 +1,7 @@
 //! The installed `kubectl` against a live `gantry server`, through the kubeconfig the
 //! server writes: apply (create, then update), get with Table output, -o yaml, scale,
-//! delete, get -w, api-resources, readable errors, and the seed manifests.
+//! delete, get -w, api-resources, readable errors, the seed manifests, and the typed commands
+//! (`create configmap`, `create deployment`, …) that send protobuf bodies.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -216,4 +217,141 @@ fn kubectl_accepts_the_seed_manifests() {
         "jsonpath={.metadata.annotations.releasedBy}",
     ]);
     assert_eq!(ann.trim(), "david");
+}
+
+/// `kubectl get <what> -o jsonpath=<path>`, trimmed.
+fn jsonpath(s: &ApiServerProcess, what: &[&str], path: &str) -> String {
+    let output = format!("jsonpath={path}");
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["-o", &output]);
+    s.kubectl_ok(&args).trim().to_string()
+}
+
+// kubectl's typed `create` commands send protobuf bodies (and accept JSON answers).
+
+#[test]
+fn kubectl_create_configmap_secret_and_namespace() {
+    let s = ApiServerProcess::start();
+
+    let out = s.kubectl_ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=1",
+        "--from-literal=b=two",
+    ]);
+    assert!(out.contains("configmap/settings created"), "{out}");
+    assert_eq!(jsonpath(&s, &["configmap", "settings"], "{.data.a} {.data.b}"), "1 two");
+
+    let out = s.kubectl_ok(&["create", "secret", "generic", "creds", "--from-literal=user=admin"]);
+    assert!(out.contains("secret/creds created"), "{out}");
+    assert_eq!(
+        jsonpath(&s, &["secret", "creds"], "{.data.user} {.type}"),
+        "YWRtaW4= Opaque",
+        "data travels as bytes and reads back base64"
+    );
+
+    let out = s.kubectl_ok(&["create", "namespace", "team-a"]);
+    assert!(out.contains("namespace/team-a created"), "{out}");
+    assert_eq!(jsonpath(&s, &["namespace", "team-a"], "{.status.phase}"), "Active");
+    let out = s.kubectl_ok(&["create", "configmap", "local", "-n", "team-a", "--from-literal=k=v"]);
+    assert!(out.contains("configmap/local created"), "{out}");
+    assert_eq!(
+        jsonpath(&s, &["configmap", "local", "-n", "team-a"], "{.metadata.namespace}"),
+        "team-a"
+    );
+}
+
+#[test]
+fn kubectl_create_deployment_with_replicas_and_port_then_expose_it() {
+    let s = ApiServerProcess::start();
+
+    let out = s.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+        "--port=80",
+    ]);
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            &["deployment", "web"],
+            "{.spec.replicas} {.spec.selector.matchLabels.app} {.spec.template.spec.containers[0].image} \
+             {.spec.template.spec.containers[0].ports[0].containerPort}"
+        ),
+        "2 web nginx 80"
+    );
+    assert_eq!(
+        jsonpath(&s, &["deployment", "web"], "{.spec.strategy.type}"),
+        "RollingUpdate",
+        "the server defaults what protobuf left unset"
+    );
+
+    let out = s.kubectl_ok(&["expose", "deployment", "web", "--port", "80"]);
+    assert!(out.contains("service/web exposed"), "{out}");
+    assert_eq!(
+        jsonpath(&s, &["service", "web"], "{.spec.selector.app} {.spec.ports[0].port}"),
+        "web 80"
+    );
+}
+
+#[test]
+fn kubectl_create_service_clusterip() {
+    let s = ApiServerProcess::start();
+    let out = s.kubectl_ok(&["create", "service", "clusterip", "api", "--tcp=80:8080"]);
+    assert!(out.contains("service/api created"), "{out}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            &["service", "api"],
+            "{.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].protocol} {.spec.selector.app}"
+        ),
+        "ClusterIP 80 8080 TCP api"
+    );
+}
+
+#[test]
+fn kubectl_create_job_with_a_command() {
+    let s = ApiServerProcess::start();
+    let out = s.kubectl_ok(&["create", "job", "once", "--image=busybox", "--", "echo", "hi"]);
+    assert!(out.contains("job.batch/once created"), "{out}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            &["job", "once"],
+            "{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].command} \
+             {.spec.template.spec.restartPolicy}"
+        ),
+        "busybox [\"echo\",\"hi\"] Never"
+    );
+}
+
+#[test]
+fn kubectl_run_with_labels_env_port_and_command() {
+    let s = ApiServerProcess::start();
+    let out = s.kubectl_ok(&[
+        "run",
+        "p",
+        "--image=busybox",
+        "--labels=a=b",
+        "--port=80",
+        "--env=K=V",
+        "--",
+        "sleep",
+        "10",
+    ]);
+    assert!(out.contains("pod/p created"), "{out}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            &["pod", "p"],
+            "{.metadata.labels.a} {.spec.containers[0].image} {.spec.containers[0].ports[0].containerPort} \
+             {.spec.containers[0].env[0].name}={.spec.containers[0].env[0].value} {.spec.containers[0].args}"
+        ),
+        "b busybox 80 K=V [\"sleep\",\"10\"]"
+    );
 }

@@ -77,7 +77,11 @@ impl Decoded {
         if let Some((_, _, b)) = lines.iter().find(|(t, h, _)| *t == ty && *h == how) {
             return b.clone();
         }
-        let obj = if ty == "DELETED" && self.obj.is_none() { &self.prev } else { &self.obj };
+        let obj = if ty == "DELETED" && self.obj.is_none() {
+            &self.prev
+        } else {
+            &self.obj
+        };
         let b = line(ty, render(r, obj.clone().unwrap_or(Value::Null), how));
         lines.push((ty, how, b.clone()));
         b

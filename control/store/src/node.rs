@@ -569,6 +569,7 @@ async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
         }
         match raft.client_write_ff(WriteBatch { txns }).await {
             Ok(responder) => {
+                let raft = raft.clone();
                 tokio::spawn(async move {
                     let result = match responder.await {
                         Ok(Ok(resp)) => Ok(resp.data),
@@ -577,7 +578,7 @@ async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
                             leader_addr: f.leader_node.map(|n| n.addr),
                         }),
                         Ok(Err(e)) => Err(StoreError::BadRequest(e.to_string())),
-                        Err(_) => Err(StoreError::Stopped("raft stopped before the write completed".into())),
+                        Err(_) => Err(stop_reason(&raft)),
                     };
                     drop(permit);
                     distribute(result, waiters);
@@ -585,6 +586,14 @@ async fn run_proposer(raft: Raft, mut rx: mpsc::Receiver<Proposal>) {
             }
             Err(f) => distribute(Err(fatal(f)), waiters),
         }
+    }
+}
+
+/// Why Raft stopped: the storage error that stopped it, if that is what happened.
+fn stop_reason(raft: &Raft) -> StoreError {
+    match &raft.metrics().borrow().running_state {
+        Err(f) => fatal(f.clone()),
+        Ok(()) => StoreError::Stopped("raft stopped before the write completed".into()),
     }
 }
 

@@ -101,6 +101,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
 }
 
 /// The fields of `runtime.Unknown` (and its `runtime.TypeMeta`) this decoder reads.
+#[derive(Default)]
 struct Envelope<'a> {
     api_version: String,
     kind: String,
@@ -111,13 +112,7 @@ struct Envelope<'a> {
 
 impl<'a> Envelope<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>, ProtobufError> {
-        let mut envelope = Envelope {
-            api_version: String::new(),
-            kind: String::new(),
-            raw: &[],
-            content_encoding: String::new(),
-            content_type: String::new(),
-        };
+        let mut envelope = Envelope::default();
         let mut r = Reader::new(bytes);
         while let Some((number, wire)) = r.tag()? {
             match number {

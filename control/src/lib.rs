@@ -3,5 +3,6 @@
 //! store's list-watch contract.
 
 pub mod apiserver;
+pub mod controllers;
 
 pub use gantry_store as store;

@@ -88,10 +88,12 @@ impl Decoded {
     }
 }
 
-/// Recently decoded events, keyed by (revision, key).
+type EventId = (u64, String);
+
+/// Recently decoded events, keyed by (revision, key), evicted oldest first.
 #[derive(Default)]
 pub struct EventCache {
-    entries: Mutex<(HashMap<(u64, String), Arc<Decoded>>, VecDeque<(u64, String)>)>,
+    entries: Mutex<(HashMap<EventId, Arc<Decoded>>, VecDeque<EventId>)>,
 }
 
 const EVENT_CACHE_ENTRIES: usize = 8192;

@@ -1,0 +1,45 @@
+//! The controller manager: level-triggered controllers fed by shared informers and a
+//! de-duplicating work queue with per-key backoff. They run next to the API server (on the
+//! store's leader) and go through the same API operations remote clients use — list-watch
+//! and compare-and-swap writes — so they could run out of process too.
+
+pub mod client;
+pub mod informer;
+pub mod queue;
+pub mod replicaset;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::apiserver::ApiState;
+
+/// Starts the controllers against the API state. Every task they run lives in the returned
+/// set: dropping it stops them all.
+pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    let client = client::LocalClient::new(api);
+    let pods = informer::Informer::start(&mut tasks, client.clone(), "", "pods");
+    for (group, plural) in [("apps", "replicasets"), ("", "replicationcontrollers")] {
+        replicaset::ReplicaSetController::start(&mut tasks, client.clone(), pods.clone(), group, plural);
+    }
+    tasks
+}
+
+/// Runs the controllers while this member leads the store, stopping them when it does not:
+/// only one controller manager acts at a time, and it fails over with the leader.
+pub async fn run_while_leader(api: Arc<ApiState>) {
+    loop {
+        while !api.store.is_leader() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!("this member leads: starting the controllers");
+        let tasks = start(api.clone());
+        while api.store.is_leader() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!("leadership lost: stopping the controllers");
+        drop(tasks);
+    }
+}

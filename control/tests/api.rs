@@ -724,3 +724,116 @@ async fn tables_discovery_openapi_and_metrics_are_served() {
     );
     assert!(text.contains("apiserver_request_duration_seconds_bucket"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_unique_cluster_ips_and_node_ports_that_deletes_free() {
+    let api = Api::start().await;
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec});
+    let a = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc("a", json!({"ports": [{"port": 80}], "selector": {"app": "a"}}))),
+        )
+        .await;
+    let b = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc("b", json!({"ports": [{"port": 80}], "selector": {"app": "b"}}))),
+        )
+        .await;
+    assert_eq!((a.code, b.code), (201, 201), "{} {}", a.body, b.body);
+    let ip_a = a.body["spec"]["clusterIP"].as_str().expect("ip").to_string();
+    let ip_b = b.body["spec"]["clusterIP"].as_str().expect("ip").to_string();
+    assert_ne!(ip_a, ip_b);
+    for ip in [&ip_a, &ip_b] {
+        let o: Vec<u32> = ip.split('.').map(|x| x.parse().expect("octet")).collect();
+        assert!(o[0] == 10 && (96..112).contains(&o[1]), "{ip} is in 10.96.0.0/12");
+    }
+    assert_eq!(a.body["spec"]["clusterIPs"], json!([ip_a]));
+
+    // A requested IP that is taken is a 422 naming the field.
+    let taken = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc("c", json!({"clusterIP": ip_a, "ports": [{"port": 80}]}))),
+        )
+        .await;
+    assert_eq!(taken.code, 422, "{}", taken.body);
+    assert!(
+        taken.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("provided IP is already allocated"),
+        "{}",
+        taken.body
+    );
+
+    // NodePorts: the seed's requested 30001, an automatic one, and a clash.
+    let web = api.call("POST", svcs, Some(svc("myweb", json!({"type": "NodePort", "ports": [{"port": 8080, "nodePort": 30001, "name": "web"}, {"port": 9090, "name": "m"}]})))).await;
+    assert_eq!(web.code, 201, "{}", web.body);
+    let auto = web.body["spec"]["ports"][1]["nodePort"].as_i64().expect("allocated");
+    assert!((30000..=32767).contains(&auto) && auto != 30001);
+    let clash = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc(
+                "other",
+                json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30001}]}),
+            )),
+        )
+        .await;
+    assert_eq!(clash.code, 422);
+    assert_eq!(clash.body["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
+    let out = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc(
+                "out",
+                json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 80}]}),
+            )),
+        )
+        .await;
+    assert_eq!(out.code, 422);
+
+    // Updates keep the addresses; deletes free them.
+    let upd = api
+        .patch(
+            &format!("{svcs}/myweb"),
+            "application/merge-patch+json",
+            json!({"metadata": {"labels": {"x": "y"}}}),
+        )
+        .await;
+    assert_eq!(upd.body["spec"]["ports"][0]["nodePort"], 30001);
+    assert_eq!(upd.body["spec"]["clusterIP"], web.body["spec"]["clusterIP"]);
+    assert_eq!(api.call("DELETE", &format!("{svcs}/myweb"), None).await.code, 200);
+    let again = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc(
+                "other",
+                json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30001}]}),
+            )),
+        )
+        .await;
+    assert_eq!(again.code, 201, "{}", again.body);
+    let headless = api
+        .call(
+            "POST",
+            svcs,
+            Some(svc("h", json!({"clusterIP": "None", "selector": {"app": "h"}}))),
+        )
+        .await;
+    assert_eq!(
+        (headless.code, headless.body["spec"]["clusterIP"].as_str()),
+        (201, Some("None")),
+        "{}",
+        headless.body
+    );
+}

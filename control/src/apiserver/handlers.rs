@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::object::{self, apply_defaults, meta_mut, meta_str, parse_rv};
 use super::registry::{self, Resource};
 use super::request::{Query, Target};
+use super::services;
 use super::status::ApiError;
 use super::ApiState;
 
@@ -190,17 +191,31 @@ impl ApiState {
                 return Err(ApiError::invalid(r, &name, &causes));
             }
             let key = r.key(ns.as_deref(), &name);
-            match self
-                .store
-                .write(Txn::single(Op::create(key, object::encode(&obj))))
-                .await?
-            {
+            // A Service claims its ClusterIP and NodePorts in the same transaction.
+            let mut candidate = obj.clone();
+            let claims = if r.kind == "Service" {
+                self.allocate_service(&mut candidate)
+                    .await
+                    .map_err(|causes| ApiError::invalid(r, &name, &causes))?
+            } else {
+                Vec::new()
+            };
+            let mut ops = vec![Op::create(key.clone(), object::encode(&candidate))];
+            ops.extend(services::claim_ops(&claims, &key));
+            match self.store.write(Txn::new(ops)).await? {
                 TxnOutcome::Committed { revision, .. } => {
-                    meta_mut(&mut obj).insert("resourceVersion".into(), json!(revision.to_string()));
-                    return Ok(obj);
+                    meta_mut(&mut candidate).insert("resourceVersion".into(), json!(revision.to_string()));
+                    return Ok(candidate);
                 }
-                TxnOutcome::Failed { .. } if generated && attempt < 3 => continue,
-                TxnOutcome::Failed { .. } => return Err(ApiError::already_exists(r, &name)),
+                TxnOutcome::Failed { op: 0, .. } if generated && attempt < 3 => continue,
+                TxnOutcome::Failed { op: 0, .. } => return Err(ApiError::already_exists(r, &name)),
+                TxnOutcome::Failed { op, .. } => {
+                    let claim = &claims[op - 1];
+                    // A picked address raced with another Service's: pick again.
+                    if claim.requested || attempt >= 16 {
+                        return Err(ApiError::invalid(r, &name, std::slice::from_ref(&claim.cause)));
+                    }
+                }
             }
         }
         unreachable!("the loop returns")
@@ -305,7 +320,7 @@ impl ApiState {
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|v| !v.is_null());
             if deleting && pending_finalizers(r, &next).is_empty() {
-                match self.store.write(Txn::single(Op::delete_if(key.clone(), rev))).await? {
+                match self.store.write(Txn::new(deletion_ops(r, &key, rev, &next))).await? {
                     TxnOutcome::Committed { revision, .. } => {
                         meta_mut(&mut next).insert("resourceVersion".into(), json!(revision.to_string()));
                         return Ok(next);
@@ -429,7 +444,7 @@ impl ApiState {
                     TxnOutcome::Failed { .. } => continue,
                 }
             }
-            match self.store.write(Txn::single(Op::delete_if(key.clone(), rev))).await? {
+            match self.store.write(Txn::new(deletion_ops(r, &key, rev, &obj))).await? {
                 TxnOutcome::Committed { revision, .. } => {
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(revision.to_string()));
                     return Ok(obj);
@@ -579,6 +594,16 @@ impl ApiState {
     }
 }
 
+/// The ops that delete an object: the object itself, and for a Service the address claims
+/// it holds.
+fn deletion_ops(r: &Resource, key: &str, rev: u64, obj: &Value) -> Vec<Op> {
+    let mut ops = vec![Op::delete_if(key.to_string(), rev)];
+    if r.kind == "Service" {
+        ops.extend(services::held_keys(obj).into_iter().map(Op::delete));
+    }
+    ops
+}
+
 /// Checks the body's apiVersion and kind against the endpoint, filling them when missing.
 fn check_type(r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let Some(o) = obj.as_object_mut() else {
@@ -676,6 +701,30 @@ fn preserve_server_fields(r: &Resource, current: &Value, next: &mut Value) {
             "generation".into(),
             json!(if spec_changed { generation + 1 } else { generation }),
         );
+    }
+    if r.kind == "Service" {
+        // Addresses are allocated on create and kept: ClusterIPs are immutable, and a port
+        // keeps its NodePort.
+        for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if let Some(v) = current.pointer(&format!("/spec/{f}")) {
+                next["spec"][f] = v.clone();
+            }
+        }
+        let old_ports = current
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(ports) = next.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                let same = old_ports
+                    .iter()
+                    .find(|o| o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol"));
+                if let Some(np) = same.and_then(|o| o.get("nodePort")) {
+                    p["nodePort"] = np.clone();
+                }
+            }
+        }
     }
 }
 

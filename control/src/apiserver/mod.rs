@@ -14,6 +14,7 @@ pub mod object;
 pub mod openapi;
 pub mod registry;
 pub mod request;
+pub mod services;
 pub mod status;
 pub mod table;
 pub mod tls;
@@ -61,6 +62,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// How often an idle watch that asked for bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// Where Services get ClusterIPs and NodePorts.
+    pub service_ranges: services::ServiceRanges,
     /// Watch events decoded once for all watchers.
     events: Arc<watch::EventCache>,
     mutating: Semaphore,
@@ -80,6 +83,7 @@ pub struct ApiServerConfig {
     pub max_mutating_in_flight: usize,
     pub max_readonly_in_flight: usize,
     pub bookmark_interval: Duration,
+    pub service_ranges: services::ServiceRanges,
 }
 
 impl ApiServerConfig {
@@ -92,6 +96,7 @@ impl ApiServerConfig {
             max_mutating_in_flight: 200,
             max_readonly_in_flight: 400,
             bookmark_interval: Duration::from_secs(10),
+            service_ranges: services::ServiceRanges::default(),
         }
     }
 }
@@ -147,6 +152,7 @@ impl ApiServer {
             auth: auth.clone(),
             metrics: Metrics::default(),
             bookmark_interval: cfg.bookmark_interval,
+            service_ranges: cfg.service_ranges.clone(),
             events: Arc::default(),
             mutating: Semaphore::new(cfg.max_mutating_in_flight),
             readonly: Semaphore::new(cfg.max_readonly_in_flight),

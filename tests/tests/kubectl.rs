@@ -91,7 +91,7 @@ fn kubectl_get_watch_sees_events() {
         .env("KUBECONFIG", &s.kubeconfig)
         .env("HOME", s.dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl get -w");
     let mut stdout = watch.stdout.take().expect("piped");
@@ -104,7 +104,8 @@ fn kubectl_get_watch_sees_events() {
                 Ok(0) | Err(_) => break,
                 Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
             }
-            if seen.contains("MODIFIED") && seen.contains("DELETED") {
+            // Stop once the DELETED line has arrived whole.
+            if seen.lines().any(|l| l.starts_with("DELETED") && l.contains("watched")) && seen.ends_with('\n') {
                 break;
             }
         }
@@ -118,7 +119,12 @@ fn kubectl_get_watch_sees_events() {
     s.kubectl_ok(&["delete", "configmap", "watched"]);
     let seen = reader.join().expect("reader");
     let _ = watch.kill();
+    let mut err = String::new();
+    if let Some(mut e) = watch.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
     let _ = watch.wait();
+    let seen = format!("{seen}\n(kubectl stderr: {err})\nserver log:\n{}", s.process.output());
     for event in ["ADDED", "MODIFIED", "DELETED"] {
         assert!(
             seen.lines().any(|l| l.contains(event) && l.contains("watched")),

@@ -14,4 +14,7 @@ pub enum SchedulerError {
     /// The options cannot work (e.g. zero workers).
     #[error("invalid scheduler options: {0}")]
     InvalidOptions(String),
+    /// One of the scheduler's tasks panicked or was cancelled.
+    #[error("scheduler task {task} failed: {reason}")]
+    TaskFailed { task: String, reason: String },
 }

@@ -134,7 +134,8 @@ impl SchedulingQueue {
                         priority,
                         keys: SegQueue::new(),
                     });
-                    bands.insert(at.unwrap_or(bands.len()), b.clone());
+                    let at = at.unwrap_or(bands.len());
+                    bands.insert(at, b.clone());
                     b
                 }
             }

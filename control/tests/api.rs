@@ -842,11 +842,21 @@ async fn services_get_unique_cluster_ips_and_node_ports_that_deletes_free() {
 async fn deeply_nested_json_is_refused_not_a_crash() {
     let api = Api::start().await;
     let depth = 10_000;
-    let body = format!("{{\"metadata\":{{\"name\":\"deep\"}},\"spec\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
-    let resp = api.raw("POST", PODS, Some(&api.admin()), "application/json", body.into_bytes()).await;
+    let body = format!(
+        "{{\"metadata\":{{\"name\":\"deep\"}},\"spec\":{}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let resp = api
+        .raw("POST", PODS, Some(&api.admin()), "application/json", body.into_bytes())
+        .await;
     assert_eq!(resp.status().as_u16(), 400);
-    let status: Value = serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes()).expect("status");
-    assert!(status["message"].as_str().unwrap_or("").contains("recursion limit"), "{status}");
+    let status: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes()).expect("status");
+    assert!(
+        status["message"].as_str().unwrap_or("").contains("recursion limit"),
+        "{status}"
+    );
     // The server is still serving.
     assert_eq!(api.call("GET", PODS, None).await.code, 200);
 }

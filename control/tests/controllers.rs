@@ -164,3 +164,165 @@ async fn the_seed_replication_controller_keeps_its_replicas() {
     })
     .await;
 }
+
+/// Gives a pod an IP and a readiness, as an agent would.
+async fn set_pod_status(client: &LocalClient, name: &str, ip: &str, ready: bool) {
+    let pods = LocalClient::resource("", "pods");
+    for _ in 0..10 {
+        let mut pod = client.get(pods, "default", name).await.expect("pod");
+        pod["status"] = json!({"phase": "Running", "podIP": ip,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});
+        if client.update_status(pods, pod).await.is_ok() {
+            return;
+        }
+    }
+    panic!("could not set the status of {name}");
+}
+
+fn web_pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}]}})
+}
+
+async fn endpoints_of(client: &LocalClient, name: &str) -> Option<Value> {
+    client
+        .get(LocalClient::resource("", "endpoints"), "default", name)
+        .await
+        .ok()
+}
+
+async fn slices_of(client: &LocalClient, svc: &str) -> Vec<Value> {
+    let (slices, _) = client
+        .list(LocalClient::resource("discovery.k8s.io", "endpointslices"))
+        .await
+        .expect("slices");
+    slices
+        .into_iter()
+        .filter(|s| {
+            s.pointer("/metadata/labels/kubernetes.io~1service-name")
+                .and_then(Value::as_str)
+                == Some(svc)
+        })
+        .collect()
+}
+
+fn ips(v: &Value, field: &str) -> Vec<String> {
+    v.pointer("/subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.get(field).and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|a| a["ip"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_follow_pod_readiness_and_termination() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let pods = LocalClient::resource("", "pods");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}});
+    client
+        .create(LocalClient::resource("", "services"), "default", svc)
+        .await
+        .expect("svc");
+    for n in ["a", "b"] {
+        client.create(pods, "default", web_pod(n)).await.expect("pod");
+    }
+    set_pod_status(&client, "a", "10.1.0.1", true).await;
+    set_pod_status(&client, "b", "10.1.0.2", false).await;
+    let eps = wait_for("endpoints with a ready and a not-ready address", async || {
+        let e = endpoints_of(&client, "web").await?;
+        (ips(&e, "addresses") == ["10.1.0.1"] && ips(&e, "notReadyAddresses") == ["10.1.0.2"]).then_some(e)
+    })
+    .await;
+    assert_eq!(
+        eps["subsets"][0]["ports"][0],
+        json!({"port": 8080, "protocol": "TCP", "name": "http"}),
+        "the named port resolved"
+    );
+    let slice = wait_for("a slice with both endpoints", async || {
+        let s = slices_of(&client, "web").await;
+        (s.len() == 1 && s[0]["endpoints"].as_array().map_or(0, Vec::len) == 2).then(|| s[0].clone())
+    })
+    .await;
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(slice["ports"][0]["port"], 8080);
+
+    // b becomes ready.
+    set_pod_status(&client, "b", "10.1.0.2", true).await;
+    wait_for("both ready", async || {
+        let e = endpoints_of(&client, "web").await?;
+        (ips(&e, "addresses") == ["10.1.0.1", "10.1.0.2"]).then_some(())
+    })
+    .await;
+
+    // a starts terminating (a finalizer holds it): it leaves Endpoints at once, and its
+    // slice entry says terminating.
+    let mut a = client.get(pods, "default", "a").await.expect("a");
+    a["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    client.update(pods, a).await.expect("finalizer");
+    client.delete(pods, "default", "a").await.expect("delete");
+    wait_for("a gone from Endpoints and terminating in the slice", async || {
+        let e = endpoints_of(&client, "web").await?;
+        let s = slices_of(&client, "web").await;
+        let term = s
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .any(|e| {
+                e["addresses"][0] == "10.1.0.1"
+                    && e["conditions"] == json!({"ready": false, "serving": true, "terminating": true})
+            });
+        (ips(&e, "addresses") == ["10.1.0.2"] && ips(&e, "notReadyAddresses").is_empty() && term).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pod_change_rewrites_one_slice() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let pods = LocalClient::resource("", "pods");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+    client
+        .create(LocalClient::resource("", "services"), "default", svc)
+        .await
+        .expect("svc");
+    for i in 0..150 {
+        let name = format!("p{i:03}");
+        client.create(pods, "default", web_pod(&name)).await.expect("pod");
+        set_pod_status(&client, &name, &format!("10.2.{}.{}", i / 200, i % 200 + 1), true).await;
+    }
+    let before = wait_for("150 endpoints in two slices", async || {
+        let s = slices_of(&client, "web").await;
+        let total: usize = s.iter().map(|s| s["endpoints"].as_array().map_or(0, Vec::len)).sum();
+        (s.len() == 2 && total == 150).then_some(s)
+    })
+    .await;
+    set_pod_status(&client, "p007", "10.2.0.8", false).await;
+    let after = wait_for("p007 not ready in its slice", async || {
+        let s = slices_of(&client, "web").await;
+        let flipped = s
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .any(|e| e["addresses"][0] == "10.2.0.8" && e["conditions"]["ready"] == false);
+        flipped.then_some(s)
+    })
+    .await;
+    let rv = |s: &Vec<Value>| -> std::collections::BTreeMap<String, String> {
+        s.iter()
+            .map(|x| {
+                (
+                    x["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    x["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let (b, a) = (rv(&before), rv(&after));
+    let rewritten = b.iter().filter(|(k, v)| a.get(*k) != Some(*v)).count();
+    assert_eq!(
+        rewritten, 1,
+        "exactly one slice was rewritten: before {b:?} after {a:?}"
+    );
+}

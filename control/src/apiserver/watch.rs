@@ -90,10 +90,16 @@ impl Decoded {
 
 type EventId = (u64, String);
 
+#[derive(Default)]
+struct CacheEntries {
+    by_id: HashMap<EventId, Arc<Decoded>>,
+    order: VecDeque<EventId>,
+}
+
 /// Recently decoded events, keyed by (revision, key), evicted oldest first.
 #[derive(Default)]
 pub struct EventCache {
-    entries: Mutex<(HashMap<EventId, Arc<Decoded>>, VecDeque<EventId>)>,
+    entries: Mutex<CacheEntries>,
 }
 
 const EVENT_CACHE_ENTRIES: usize = 8192;
@@ -101,7 +107,7 @@ const EVENT_CACHE_ENTRIES: usize = 8192;
 impl EventCache {
     fn get(&self, e: &Event) -> Result<Arc<Decoded>, ApiError> {
         let id = (e.kv.mod_revision, e.kv.key.clone());
-        if let Some(d) = self.entries.lock().0.get(&id) {
+        if let Some(d) = self.entries.lock().by_id.get(&id) {
             return Ok(d.clone());
         }
         let rev = e.kv.mod_revision;
@@ -119,11 +125,11 @@ impl EventCache {
             lines: Mutex::new(Vec::new()),
         });
         let mut entries = self.entries.lock();
-        if entries.0.insert(id.clone(), d.clone()).is_none() {
-            entries.1.push_back(id);
-            while entries.1.len() > EVENT_CACHE_ENTRIES {
-                if let Some(old) = entries.1.pop_front() {
-                    entries.0.remove(&old);
+        if entries.by_id.insert(id.clone(), d.clone()).is_none() {
+            entries.order.push_back(id);
+            while entries.order.len() > EVENT_CACHE_ENTRIES {
+                if let Some(old) = entries.order.pop_front() {
+                    entries.by_id.remove(&old);
                 }
             }
         }

@@ -46,6 +46,10 @@ impl LocalClient {
         Ok(self.api.store.watch(&r.prefix(None), revision + 1)?)
     }
 
+    pub async fn get(&self, r: &'static Resource, ns: &str, name: &str) -> Result<Value, ApiError> {
+        Ok(self.api.get_object(r, Some(ns), name).await?.0)
+    }
+
     pub async fn create(&self, r: &'static Resource, ns: &str, obj: Value) -> Result<Value, ApiError> {
         self.api.create(&target(r, Some(ns), None, None), obj).await
     }

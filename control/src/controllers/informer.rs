@@ -3,6 +3,7 @@
 //! the store's window relists and reports the differences, so nothing is missed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ struct Inner {
     cache: RwLock<HashMap<String, Arc<Value>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Change>>>,
     synced: watch::Sender<bool>,
+    /// The store revision the cache reflects.
+    revision: AtomicU64,
 }
 
 /// A shared informer. Cheap to clone.
@@ -53,6 +56,7 @@ impl Informer {
                 cache: RwLock::default(),
                 subscribers: Mutex::default(),
                 synced,
+                revision: AtomicU64::new(0),
             }),
         };
         let me = informer.clone();
@@ -84,6 +88,11 @@ impl Informer {
             .filter(|o| namespace.is_none_or(|ns| object::meta_str(o, "namespace") == Some(ns)))
             .cloned()
             .collect()
+    }
+
+    /// The store revision the cache reflects: every write at or below it has been seen.
+    pub fn revision(&self) -> u64 {
+        self.inner.revision.load(Ordering::Acquire)
     }
 
     /// Waits until the first list has filled the cache.
@@ -131,6 +140,7 @@ impl Informer {
                     });
                 }
             }
+            self.inner.revision.store(revision, Ordering::Release);
             self.inner.synced.send_replace(true);
             let mut watcher = match client.watch(r, revision) {
                 Ok(w) => w,
@@ -162,6 +172,7 @@ impl Informer {
                     };
                     self.emit(change);
                 }
+                self.inner.revision.fetch_max(batch.revision, Ordering::AcqRel);
             }
             // The watch fell behind the window (or the store stopped): relist.
         }

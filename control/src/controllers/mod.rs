@@ -4,6 +4,7 @@
 //! and compare-and-swap writes — so they could run out of process too.
 
 pub mod client;
+pub mod endpoints;
 pub mod informer;
 pub mod queue;
 pub mod replicaset;
@@ -24,6 +25,7 @@ pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
     for (group, plural) in [("apps", "replicasets"), ("", "replicationcontrollers")] {
         replicaset::ReplicaSetController::start(&mut tasks, client.clone(), pods.clone(), group, plural);
     }
+    endpoints::EndpointsController::start(&mut tasks, client, pods);
     tasks
 }
 

@@ -253,7 +253,7 @@ impl Controller {
                 }
             } else if active.len() > want {
                 let mut victims = active.clone();
-                victims.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+                victims.sort_by_key(|p| deletion_rank(p));
                 let n = (active.len() - want).min(BURST);
                 self.expect(key, 0, n as i64);
                 for pod in victims.iter().take(n) {
@@ -443,7 +443,7 @@ mod tests {
             pod("n1", "Pending", false, "2019-01-01T00:00:00Z"),
             pod("", "Pending", false, "2018-01-01T00:00:00Z"),
         ];
-        pods.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+        pods.sort_by_key(deletion_rank);
         let order: Vec<(&str, &str)> = pods
             .iter()
             .map(|p| {

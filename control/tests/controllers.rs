@@ -326,3 +326,104 @@ async fn one_pod_change_rewrites_one_slice() {
         "exactly one slice was rewritten: before {b:?} after {a:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_cascade_in_background_foreground_and_orphan_modes() {
+    let (api, client, _controllers, _dir) = start().await;
+    let rs = LocalClient::resource("apps", "replicasets");
+    let rc = LocalClient::resource("", "replicationcontrollers");
+    let pods = |label: &'static str| {
+        let client = client.clone();
+        async move { pods_with(&client, "app", label).await }
+    };
+    // Background (kubectl's default): the owner goes at once, its pods after it.
+    let myweb = json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "bg"},
+        "spec": {"replicas": 2, "selector": {"app": "bg"},
+                 "template": {"metadata": {"labels": {"app": "bg"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    client.create(rc, "default", myweb).await.expect("rc");
+    wait_for("two bg pods", async || (pods("bg").await.len() == 2).then_some(())).await;
+    client.delete(rc, "default", "bg").await.expect("delete rc");
+    wait_for("bg pods collected", async || pods("bg").await.is_empty().then_some(())).await;
+
+    // Foreground: the owner waits for its dependents.
+    client.create(rs, "default", replicaset("fg", 2)).await.expect("rs");
+    wait_for("two fg pods", async || (pods("fg").await.len() == 2).then_some(())).await;
+    let target = gantry_control::apiserver::request::Target {
+        resource: rs,
+        namespace: Some("default".into()),
+        name: Some("fg".into()),
+        subresource: None,
+    };
+    let q = gantry_control::apiserver::request::Query::default();
+    let pending = api
+        .state
+        .delete(&target, &json!({"propagationPolicy": "Foreground"}), &q)
+        .await
+        .expect("delete");
+    assert_eq!(pending["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    wait_for("fg pods and then the set gone", async || {
+        let set_gone = client.get(rs, "default", "fg").await.is_err();
+        (pods("fg").await.is_empty() && set_gone).then_some(())
+    })
+    .await;
+
+    // Orphan: the owner goes, its pods stay, no longer owned.
+    client.create(rs, "default", replicaset("or", 2)).await.expect("rs");
+    wait_for("two or pods", async || (pods("or").await.len() == 2).then_some(())).await;
+    let target = gantry_control::apiserver::request::Target {
+        name: Some("or".into()),
+        ..target
+    };
+    api.state
+        .delete(&target, &json!({"propagationPolicy": "Orphan"}), &q)
+        .await
+        .expect("delete");
+    wait_for("the set gone and its pods orphaned", async || {
+        let set_gone = client.get(rs, "default", "or").await.is_err();
+        let p = pods("or").await;
+        (set_gone && p.len() == 2 && p.iter().all(|p| owner_uid(p).is_none())).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_deletes_everything_in_it_then_the_namespace() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let nsr = LocalClient::resource("", "namespaces");
+    client
+        .create(
+            nsr,
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+        )
+        .await
+        .expect("ns");
+    client
+        .create(
+            LocalClient::resource("", "configmaps"),
+            "team",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        )
+        .await
+        .expect("cm");
+    client
+        .create(LocalClient::resource("", "pods"), "team", web_pod("p"))
+        .await
+        .expect("pod");
+    client.delete_in(nsr, None, "team", false).await.expect("delete ns");
+    wait_for("the namespace and its contents gone", async || {
+        let gone = client.get_in(nsr, None, "team").await.is_err();
+        let left = client
+            .list_in(LocalClient::resource("", "configmaps"), "team")
+            .await
+            .ok()?
+            .len()
+            + client
+                .list_in(LocalClient::resource("", "pods"), "team")
+                .await
+                .ok()?
+                .len();
+        (gone && left == 0).then_some(())
+    })
+    .await;
+}

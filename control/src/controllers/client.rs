@@ -50,6 +50,57 @@ impl LocalClient {
         Ok(self.api.get_object(r, Some(ns), name).await?.0)
     }
 
+    /// Reads an object of a namespaced or cluster-scoped resource.
+    pub async fn get_in(&self, r: &'static Resource, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        Ok(self.api.get_object(r, ns.filter(|_| r.namespaced), name).await?.0)
+    }
+
+    /// Every object of a resource in one namespace.
+    pub async fn list_in(&self, r: &'static Resource, ns: &str) -> Result<Vec<Value>, ApiError> {
+        let list = self
+            .api
+            .list(&target(r, Some(ns), None, None), &Query::default())
+            .await?;
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Deletes with no grace period, in the foreground when asked.
+    pub async fn delete_in(
+        &self,
+        r: &'static Resource,
+        ns: Option<&str>,
+        name: &str,
+        foreground: bool,
+    ) -> Result<Value, ApiError> {
+        let mut opts = serde_json::json!({"gracePeriodSeconds": 0});
+        if foreground {
+            opts["propagationPolicy"] = serde_json::json!("Foreground");
+        }
+        self.api
+            .delete(
+                &target(r, ns.filter(|_| r.namespaced), Some(name), None),
+                &opts,
+                &Query::default(),
+            )
+            .await
+    }
+
+    /// `PUT namespaces/{name}/finalize`.
+    pub async fn finalize_namespace(&self, ns: Value) -> Result<Value, ApiError> {
+        let name = object::name(&ns).unwrap_or_default().to_string();
+        self.api
+            .update(
+                &target(
+                    LocalClient::resource("", "namespaces"),
+                    None,
+                    Some(&name),
+                    Some("finalize"),
+                ),
+                ns,
+            )
+            .await
+    }
+
     pub async fn create(&self, r: &'static Resource, ns: &str, obj: Value) -> Result<Value, ApiError> {
         self.api.create(&target(r, Some(ns), None, None), obj).await
     }

@@ -5,7 +5,9 @@
 
 pub mod client;
 pub mod endpoints;
+pub mod gc;
 pub mod informer;
+pub mod namespace;
 pub mod queue;
 pub mod replicaset;
 
@@ -25,7 +27,9 @@ pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
     for (group, plural) in [("apps", "replicasets"), ("", "replicationcontrollers")] {
         replicaset::ReplicaSetController::start(&mut tasks, client.clone(), pods.clone(), group, plural);
     }
-    endpoints::EndpointsController::start(&mut tasks, client, pods);
+    endpoints::EndpointsController::start(&mut tasks, client.clone(), pods.clone());
+    gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods]);
+    namespace::NamespaceController::start(&mut tasks, client);
     tasks
 }
 

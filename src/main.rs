@@ -169,10 +169,22 @@ async fn up(args: UpArgs) -> Result<()> {
         node.log_backend(),
         started.elapsed()
     );
+    let api = ApiServer::start(ApiServerConfig::new(args.api_listen, &args.data_dir), node.clone())
+        .await
+        .context("starting the API server")?;
+    eprintln!("  ✓ API server: {} ({:.0?})", api.url, started.elapsed());
+    tokio::spawn(gantry_control::controllers::run_while_leader(api.state.clone()));
+    eprintln!("  ✓ controllers: ReplicaSet, ReplicationController, Deployment, Endpoints, EndpointSlice, garbage collector, namespace");
+    eprintln!("  · scheduler, agent, dataplane, DNS: not built yet (see README, 'What works')");
     eprintln!(
-        "  · API server, scheduler, controllers, agent, dataplane, DNS: not built yet (see README, 'What works')"
+        "gantry up: ready in {:.0?}. Ctrl-C stops it; run again to resume with the same state.",
+        started.elapsed()
     );
-    eprintln!("gantry up: ready. Ctrl-C stops it; run again to resume with the same state.");
+    eprintln!("  kubeconfig: {}", api.kubeconfig.display());
+    eprintln!(
+        "  next: export KUBECONFIG={} && kubectl get namespaces",
+        api.kubeconfig.display()
+    );
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     eprintln!("gantry up: stopping");
     node.shutdown().await;
@@ -218,6 +230,8 @@ async fn server(args: ServerArgs) -> Result<()> {
             .await
             .context("starting the API server")?;
         tracing::info!(url = %api.url, kubeconfig = %api.kubeconfig.display(), "API server ready");
+        // The controllers act only while this member leads the store.
+        tokio::spawn(gantry_control::controllers::run_while_leader(api.state.clone()));
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     node.shutdown().await;

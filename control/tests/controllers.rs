@@ -427,3 +427,115 @@ async fn deleting_a_namespace_deletes_everything_in_it_then_the_namespace() {
     })
     .await;
 }
+
+/// Plays the kubelet: gives every new pod an IP and marks it Ready.
+fn simulate_kubelet(client: LocalClient) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pods = LocalClient::resource("", "pods");
+        let mut n = 0u32;
+        loop {
+            if let Ok((all, _)) = client.list(pods).await {
+                for p in all {
+                    if p.pointer("/status/podIP").is_some() || p.pointer("/metadata/deletionTimestamp").is_some() {
+                        continue;
+                    }
+                    n += 1;
+                    let mut next = p.clone();
+                    next["status"] = json!({"phase": "Running", "podIP": format!("10.9.{}.{}", n / 250, n % 250 + 1),
+                        "conditions": [{"type": "Ready", "status": "True"}]});
+                    let _ = client.update_status(pods, next).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+fn ready_count(pods: &[Value]) -> usize {
+    pods.iter()
+        .filter(|p| p.pointer("/status/conditions/0/status") == Some(&json!("True")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_never_drops_below_replicas_minus_max_unavailable() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let kubelet = simulate_kubelet(client.clone());
+    let dr = LocalClient::resource("apps", "deployments");
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "web:1"}]}}}});
+    client.create(dr, "default", d).await.expect("deployment");
+    let complete = |image: &'static str| {
+        let client = client.clone();
+        async move {
+            let d = client.get(dr, "default", "web").await.ok()?;
+            let s = &d["status"];
+            let pods = pods_with(&client, "app", "web").await;
+            let all_new = pods.len() == 10 && pods.iter().all(|p| p["spec"]["containers"][0]["image"] == image);
+            (s["updatedReplicas"] == 10
+                && s["availableReplicas"] == 10
+                && s["replicas"] == 10
+                && all_new
+                && s["observedGeneration"] == d["metadata"]["generation"])
+                .then_some(d)
+        }
+    };
+    let first = wait_for("the first rollout", async || complete("web:1").await).await;
+    assert_eq!(
+        first["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let progressing = first["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .cloned()
+        .expect("Progressing");
+    assert_eq!(progressing["reason"], "NewReplicaSetAvailable");
+
+    let mut next = first.clone();
+    next["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+    client.update(dr, next).await.expect("update image");
+    // Watch every step: ready pods never below 10 - 1.
+    let mut min_ready = usize::MAX;
+    let done = wait_for("the second rollout", async || {
+        let ready = ready_count(&pods_with(&client, "app", "web").await);
+        min_ready = min_ready.min(ready);
+        complete("web:2").await
+    })
+    .await;
+    assert!(min_ready >= 9, "ready pods dropped to {min_ready} during the rollout");
+    assert_eq!(
+        done["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let (sets, _) = client
+        .list(LocalClient::resource("apps", "replicasets"))
+        .await
+        .expect("sets");
+    let mut replicas: Vec<(i64, String)> = sets
+        .iter()
+        .map(|s| {
+            (
+                s["spec"]["replicas"].as_i64().unwrap_or(-1),
+                s["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    replicas.sort();
+    assert_eq!(
+        replicas,
+        [(0, "web:1".to_string()), (10, "web:2".to_string())],
+        "the old set is kept at zero for rollbacks"
+    );
+    assert!(sets
+        .iter()
+        .all(|s| s["metadata"]["labels"]["pod-template-hash"].is_string()));
+    kubelet.abort();
+}

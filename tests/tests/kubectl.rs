@@ -361,3 +361,26 @@ fn kubectl_run_with_labels_env_port_and_command() {
         "b busybox 80 K=V [\"sleep\",\"10\"]"
     );
 }
+
+#[test]
+fn kubectl_rollout_status_and_undo_work() {
+    let s = ApiServerProcess::start();
+    let v1 = DEPLOYMENT.replace("replicas: 2", "replicas: 0");
+    assert!(s.kubectl_stdin(&["apply", "-f", "-"], &v1).0);
+    let out = s.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let v2 = v1.replace("gantry/web:1", "gantry/web:2");
+    assert!(s.kubectl_stdin(&["apply", "-f", "-"], &v2).0);
+    let out = s.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let rs = s.kubectl_ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    let mut revisions: Vec<&str> = rs.split_whitespace().collect();
+    revisions.sort();
+    assert_eq!(revisions, ["1", "2"], "one ReplicaSet per revision");
+    let out = s.kubectl_ok(&["rollout", "undo", "deployment/web"]);
+    assert!(out.contains("rolled back"), "{out}");
+    let image = s.kubectl_ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image.trim(), "gantry/web:1");
+    let out = s.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+}

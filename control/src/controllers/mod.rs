@@ -4,6 +4,7 @@
 //! and compare-and-swap writes — so they could run out of process too.
 
 pub mod client;
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod informer;
@@ -24,11 +25,14 @@ pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let client = client::LocalClient::new(api);
     let pods = informer::Informer::start(&mut tasks, client.clone(), "", "pods");
-    for (group, plural) in [("apps", "replicasets"), ("", "replicationcontrollers")] {
-        replicaset::ReplicaSetController::start(&mut tasks, client.clone(), pods.clone(), group, plural);
+    let replicasets = informer::Informer::start(&mut tasks, client.clone(), "apps", "replicasets");
+    let rcs = informer::Informer::start(&mut tasks, client.clone(), "", "replicationcontrollers");
+    for sets in [replicasets.clone(), rcs] {
+        replicaset::ReplicaSetController::start(&mut tasks, client.clone(), pods.clone(), sets);
     }
+    deployment::DeploymentController::start(&mut tasks, client.clone(), replicasets.clone());
     endpoints::EndpointsController::start(&mut tasks, client.clone(), pods.clone());
-    gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods]);
+    gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods, replicasets]);
     namespace::NamespaceController::start(&mut tasks, client);
     tasks
 }

@@ -49,10 +49,11 @@ pub struct ReplicaSetController;
 
 impl ReplicaSetController {
     /// Starts the controller for `apps/replicasets` or `/replicationcontrollers`.
-    pub fn start(tasks: &mut tokio::task::JoinSet<()>, client: LocalClient, pods: Informer, group: &str, plural: &str) {
-        let sets = Informer::start(tasks, client.clone(), group, plural);
+    /// Starts the controller for the sets `sets` informs about (ReplicaSets or
+    /// ReplicationControllers).
+    pub fn start(tasks: &mut tokio::task::JoinSet<()>, client: LocalClient, pods: Informer, sets: Informer) {
         let c = Arc::new(Controller {
-            resource: LocalClient::resource(group, plural),
+            resource: sets.resource(),
             pod_resource: LocalClient::resource("", "pods"),
             client,
             pods,

@@ -173,7 +173,10 @@ async fn up(args: UpArgs) -> Result<()> {
         .await
         .context("starting the API server")?;
     eprintln!("  ✓ API server: {} ({:.0?})", api.url, started.elapsed());
-    tokio::spawn(gantry_control::controllers::run_while_leader(api.state.clone()));
+    tokio::spawn(gantry_control::controllers::run_while_leader(
+        api.state.clone(),
+        Default::default(),
+    ));
     eprintln!("  ✓ controllers: ReplicaSet, ReplicationController, Deployment, Endpoints, EndpointSlice, garbage collector, namespace");
     eprintln!("  · scheduler, agent, dataplane, DNS: not built yet (see README, 'What works')");
     eprintln!(
@@ -231,7 +234,10 @@ async fn server(args: ServerArgs) -> Result<()> {
             .context("starting the API server")?;
         tracing::info!(url = %api.url, kubeconfig = %api.kubeconfig.display(), "API server ready");
         // The controllers act only while this member leads the store.
-        tokio::spawn(gantry_control::controllers::run_while_leader(api.state.clone()));
+        tokio::spawn(gantry_control::controllers::run_while_leader(
+            api.state.clone(),
+            Default::default(),
+        ));
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     node.shutdown().await;

@@ -25,7 +25,11 @@ async fn start() -> (ApiServer, LocalClient, tokio::task::JoinSet<()>, tempfile:
     let mut cfg = ApiServerConfig::new("127.0.0.1:0".parse().expect("addr"), dir.path());
     cfg.insecure_http = true;
     let api = ApiServer::start(cfg, node).await.expect("api");
-    let manager = controllers::start(api.state.clone());
+    let mut cfg = controllers::ControllerConfig::default();
+    cfg.node_lifecycle.grace = Duration::from_millis(300);
+    cfg.node_lifecycle.default_toleration = Duration::from_millis(300);
+    cfg.node_lifecycle.monitor_period = Duration::from_millis(50);
+    let manager = controllers::start(api.state.clone(), &cfg);
     let client = LocalClient::new(api.state.clone());
     (api, client, manager, dir)
 }
@@ -538,4 +542,109 @@ async fn a_rolling_update_never_drops_below_replicas_minus_max_unavailable() {
         .iter()
         .all(|s| s["metadata"]["labels"]["pod-template-hash"].is_string()));
     kubelet.abort();
+}
+
+fn micro_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Renews node `name`'s lease every 50 ms until aborted, as an agent would.
+fn heartbeat(client: LocalClient, name: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let leases = LocalClient::resource("coordination.k8s.io", "leases");
+        loop {
+            match client.get(leases, "kube-node-lease", name).await {
+                Ok(mut l) => {
+                    l["spec"]["renewTime"] = json!(micro_now());
+                    let _ = client.update(leases, l).await;
+                }
+                Err(_) => {
+                    let l = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": name, "namespace": "kube-node-lease"},
+                        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro_now()}});
+                    let _ = client.create(leases, "kube-node-lease", l).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_renewing_is_tainted_and_its_pods_are_recreated() {
+    let (api, client, _controllers, _dir) = start().await;
+    let nodes = LocalClient::resource("", "nodes");
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    client.create(nodes, "", node.clone()).await.expect("node");
+    let beat = heartbeat(client.clone(), "n1");
+    // A second, healthy node: with every node silent, the controller would assume a
+    // partition of its own and evict nothing (as Kubernetes does).
+    let mut n2 = node;
+    n2["metadata"]["name"] = json!("n2");
+    client.create(nodes, "", n2).await.expect("node 2");
+    let _beat2 = heartbeat(client.clone(), "n2");
+    let rc = LocalClient::resource("", "replicationcontrollers");
+    client
+        .create(rc, "default", json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "w"},
+            "spec": {"replicas": 2, "selector": {"app": "w"},
+                     "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+        .await
+        .expect("rc");
+    let first = wait_for("two pods", async || {
+        let p = pods_with(&client, "app", "w").await;
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    for p in &first {
+        let t = gantry_control::apiserver::request::Target {
+            resource: LocalClient::resource("", "pods"),
+            namespace: Some("default".into()),
+            name: p["metadata"]["name"].as_str().map(str::to_string),
+            subresource: Some("binding".into()),
+        };
+        api.state
+            .bind(&t, json!({"target": {"kind": "Node", "name": "n1"}}))
+            .await
+            .expect("bind");
+    }
+    // Healthy while it renews.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let n = client.get_in(nodes, None, "n1").await.expect("node");
+    assert!(
+        n["spec"]["taints"].is_null() || n["spec"]["taints"] == json!([]),
+        "a renewing node is not tainted: {n}"
+    );
+
+    beat.abort();
+    let tainted = wait_for("n1 marked unreachable", async || {
+        let n = client.get_in(nodes, None, "n1").await.ok()?;
+        let t = n["spec"]["taints"]
+            .as_array()?
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute");
+        (t && n["status"]["conditions"][0]["status"] == "Unknown").then_some(n)
+    })
+    .await;
+    assert_eq!(tainted["status"]["conditions"][0]["reason"], "NodeStatusUnknown");
+    wait_for("the pods evicted and recreated", async || {
+        let p = pods_with(&client, "app", "w").await;
+        let old_gone = !p
+            .iter()
+            .any(|x| first.iter().any(|f| f["metadata"]["uid"] == x["metadata"]["uid"]));
+        (old_gone && p.len() == 2).then_some(())
+    })
+    .await;
+
+    // Renewing again lifts the taint.
+    let beat = heartbeat(client.clone(), "n1");
+    wait_for("the taint lifted", async || {
+        let n = client.get_in(nodes, None, "n1").await.ok()?;
+        n["spec"]["taints"]
+            .as_array()
+            .is_none_or(|t| t.is_empty())
+            .then_some(())
+    })
+    .await;
+    beat.abort();
 }

@@ -239,6 +239,10 @@ mod tests {
         assert_eq!(free_cpu(&c, "late"), 600);
         c.remove_node("late");
         c.upsert_node(node("late", 2000, 1000, 10));
-        assert_eq!(free_cpu(&c, "late"), 1600, "usage survives the node leaving and coming back");
+        assert_eq!(
+            free_cpu(&c, "late"),
+            1600,
+            "usage survives the node leaving and coming back"
+        );
     }
 }

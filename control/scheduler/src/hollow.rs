@@ -123,7 +123,10 @@ pub async fn register_hollow_nodes(
             })
             .collect();
         let outcomes = node.write_batch(txns).await?;
-        created += outcomes.iter().filter(|o| matches!(o, TxnOutcome::Committed { .. })).count();
+        created += outcomes
+            .iter()
+            .filter(|o| matches!(o, TxnOutcome::Committed { .. }))
+            .count();
         i = end;
     }
     Ok(created)
@@ -135,7 +138,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -151,7 +161,10 @@ mod tests {
         let n = NodeInfo::from_value(&v).expect("node");
         assert_eq!(n.name, "h-1");
         assert!(n.ready && !n.unschedulable);
-        assert_eq!((n.allocatable.milli_cpu, n.allocatable.memory, n.allocatable_pods), (4000, 8 << 30, 110));
+        assert_eq!(
+            (n.allocatable.milli_cpu, n.allocatable.memory, n.allocatable_pods),
+            (4000, 8 << 30, 110)
+        );
         assert_eq!(n.labels["zone"], "a");
         assert_eq!(n.labels["kubernetes.io/hostname"], "h-1");
         assert_eq!(n.taints, taints.to_vec());

@@ -279,8 +279,16 @@ fn host_ports(spec: &Value) -> Vec<HostPort> {
                 continue;
             };
             out.push(HostPort {
-                ip: p["hostIP"].as_str().filter(|s| !s.is_empty()).unwrap_or("0.0.0.0").to_string(),
-                protocol: p["protocol"].as_str().filter(|s| !s.is_empty()).unwrap_or("TCP").to_string(),
+                ip: p["hostIP"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("0.0.0.0")
+                    .to_string(),
+                protocol: p["protocol"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("TCP")
+                    .to_string(),
                 port: port as u16,
             });
         }
@@ -382,8 +390,12 @@ mod tests {
     use serde_json::json;
 
     fn pod(spec: Value) -> PodInfo {
-        PodInfo::from_value("/registry/core/pods/default/p", 1, json!({"metadata": {"name": "p"}, "spec": spec}))
-            .expect("pod")
+        PodInfo::from_value(
+            "/registry/core/pods/default/p",
+            1,
+            json!({"metadata": {"name": "p"}, "spec": spec}),
+        )
+        .expect("pod")
     }
 
     #[test]
@@ -436,7 +448,8 @@ mod tests {
 
     #[test]
     fn host_ports_default_to_every_address_and_tcp() {
-        let p = pod(json!({"containers": [{"ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}]}]}));
+        let p =
+            pod(json!({"containers": [{"ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}]}]}));
         assert_eq!(
             p.host_ports,
             vec![HostPort {
@@ -506,8 +519,11 @@ mod tests {
     fn empty_or_invalid_node_selector_terms_match_nothing() {
         let labels = Map::new();
         assert!(!selector_term(&json!({})).matches("n", &labels));
-        assert!(!selector_term(&json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})).matches("n", &labels));
-        let by_name = selector_term(&json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}));
+        assert!(
+            !selector_term(&json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})).matches("n", &labels)
+        );
+        let by_name =
+            selector_term(&json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}));
         assert!(by_name.matches("n", &labels));
         assert!(!by_name.matches("m", &labels));
     }

@@ -46,11 +46,18 @@ pub const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
 pub enum Phase {
     Active,
     /// Popped by a worker. `changed`: the pod's spec changed meanwhile, so decide again.
-    InFlight { changed: bool },
+    InFlight {
+        changed: bool,
+    },
     /// No node fitted; waits for a cluster event (or five minutes).
-    Unschedulable { since: Instant, backoff_until: Instant },
+    Unschedulable {
+        since: Instant,
+        backoff_until: Instant,
+    },
     /// Waits out its backoff, then goes back to Active.
-    Backoff { until: Instant },
+    Backoff {
+        until: Instant,
+    },
 }
 
 struct Entry {
@@ -340,7 +347,14 @@ mod tests {
     fn higher_priority_pops_first_and_equal_priority_is_fifo() {
         let q = SchedulingQueue::default();
         let now = Instant::now();
-        for (n, p) in [("low-1", 0), ("high-1", 100), ("low-2", 0), ("mid", 50), ("high-2", 100), ("neg", -5)] {
+        for (n, p) in [
+            ("low-1", 0),
+            ("high-1", 100),
+            ("low-2", 0),
+            ("mid", 50),
+            ("high-2", 100),
+            ("neg", -5),
+        ] {
             q.add_or_update(prio(n, p), now);
         }
         let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|p| p.info.name.clone())).collect();
@@ -390,7 +404,10 @@ mod tests {
         );
         assert!(q.pop().is_none());
         // ... and it is retried when the backoff expires.
-        assert_eq!(q.flush(t0 + Duration::from_millis(999)), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            q.flush(t0 + Duration::from_millis(999)),
+            Some(t0 + Duration::from_secs(1))
+        );
         assert_eq!(q.flush(t0 + Duration::from_secs(1)), None);
         assert_eq!(q.pop().expect("retried").info.name, "a");
         // The second failure backs off 2 s; an event after that sends it straight to Active.
@@ -428,7 +445,10 @@ mod tests {
         status_only.object["status"] = json!({"conditions": [{"type": "PodScheduled", "status": "False"}]});
         q.add_or_update(status_only, later);
         assert!(q.pop().is_none());
-        q.add_or_update(pod("a", "0", "0", json!({"priority": 0, "nodeSelector": {"zone": "b"}})), later);
+        q.add_or_update(
+            pod("a", "0", "0", json!({"priority": 0, "nodeSelector": {"zone": "b"}})),
+            later,
+        );
         assert_eq!(q.pop().expect("retried").info.name, "a");
     }
 

@@ -266,7 +266,13 @@ async fn run_session(node: &StoreNode, opts: &SchedulerOptions) -> Result<(), Sc
         tasks.spawn(worker(state.clone(), tx.clone(), w as u64));
     }
     drop(tx);
-    tasks.spawn(binder(state.clone(), node.clone(), rx, opts.max_bind_batch, opts.binds_in_flight));
+    tasks.spawn(binder(
+        state.clone(),
+        node.clone(),
+        rx,
+        opts.max_bind_batch,
+        opts.binds_in_flight,
+    ));
     tasks.spawn(flusher(state.clone()));
 
     loop {
@@ -307,7 +313,8 @@ async fn worker(state: Arc<State>, tx: mpsc::Sender<BindJob>, seed: u64) -> Resu
                 state.metrics.unschedulable.fetch_add(1, Ordering::Relaxed);
                 state.queue.unschedulable(&info.key, Instant::now());
                 debug!(pod = %info.key, %message, "pod is unschedulable");
-                (!has_unschedulable_condition(&info.object, &message)).then_some(BindJob::Unschedulable { info, message })
+                (!has_unschedulable_condition(&info.object, &message))
+                    .then_some(BindJob::Unschedulable { info, message })
             }
             Decided::Placed => {
                 state.queue.remove(&info.key);
@@ -403,9 +410,11 @@ async fn commit(state: Arc<State>, node: StoreNode, jobs: Vec<BindJob>) -> bool 
     let txns = jobs
         .iter()
         .map(|j| match j {
-            BindJob::Bind { info, node } => {
-                Txn::single(Op::put_if(info.key.clone(), bound_object(info, node), info.mod_revision))
-            }
+            BindJob::Bind { info, node } => Txn::single(Op::put_if(
+                info.key.clone(),
+                bound_object(info, node),
+                info.mod_revision,
+            )),
             BindJob::Unschedulable { info, message } => Txn::single(Op::put_if(
                 info.key.clone(),
                 unschedulable_object(info, message),
@@ -528,7 +537,10 @@ pub fn unschedulable_object(info: &PodInfo, message: &str) -> Vec<u8> {
 fn has_unschedulable_condition(obj: &Value, message: &str) -> bool {
     obj["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter().any(|c| {
-            c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable" && c["message"] == message
+            c["type"] == "PodScheduled"
+                && c["status"] == "False"
+                && c["reason"] == "Unschedulable"
+                && c["message"] == message
         })
     })
 }
@@ -558,9 +570,18 @@ mod tests {
         let bytes = unschedulable_object(&p, "0/1 nodes are available: 1 Insufficient cpu.");
         let v: Value = serde_json::from_slice(&bytes).expect("json");
         let c = &v["status"]["conditions"][0];
-        assert_eq!((c["type"].as_str(), c["status"].as_str()), (Some("PodScheduled"), Some("False")));
+        assert_eq!(
+            (c["type"].as_str(), c["status"].as_str()),
+            (Some("PodScheduled"), Some("False"))
+        );
         assert_eq!(c["reason"], "Unschedulable");
-        assert!(has_unschedulable_condition(&v, "0/1 nodes are available: 1 Insufficient cpu."));
-        assert!(!has_unschedulable_condition(&v, "0/2 nodes are available: 2 Insufficient cpu."));
+        assert!(has_unschedulable_condition(
+            &v,
+            "0/1 nodes are available: 1 Insufficient cpu."
+        ));
+        assert!(!has_unschedulable_condition(
+            &v,
+            "0/2 nodes are available: 2 Insufficient cpu."
+        ));
     }
 }

@@ -510,7 +510,11 @@ mod tests {
         assert_eq!(t.reserve(0, &usage(600, 100)), Err(ReserveError::Insufficient));
         assert_eq!(t.free(0), (400, 900, 1));
         assert_eq!(t.reserve(0, &usage(400, 900)), Ok(()));
-        assert_eq!(t.reserve(0, &usage(0, 0)), Err(ReserveError::Insufficient), "no pod slot left");
+        assert_eq!(
+            t.reserve(0, &usage(0, 0)),
+            Err(ReserveError::Insufficient),
+            "no pod slot left"
+        );
         t.release(0, &usage(400, 900));
         assert_eq!(t.free(0), (400, 900, 1));
     }

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod informer;
 pub mod namespace;
+pub mod node_lifecycle;
 pub mod queue;
 pub mod replicaset;
 
@@ -19,9 +20,15 @@ use tokio::task::JoinSet;
 
 use crate::apiserver::ApiState;
 
+/// Settings of the controllers.
+#[derive(Clone, Debug, Default)]
+pub struct ControllerConfig {
+    pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+}
+
 /// Starts the controllers against the API state. Every task they run lives in the returned
 /// set: dropping it stops them all.
-pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
+pub fn start(api: Arc<ApiState>, cfg: &ControllerConfig) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let client = client::LocalClient::new(api);
     let pods = informer::Informer::start(&mut tasks, client.clone(), "", "pods");
@@ -32,20 +39,21 @@ pub fn start(api: Arc<ApiState>) -> JoinSet<()> {
     }
     deployment::DeploymentController::start(&mut tasks, client.clone(), replicasets.clone());
     endpoints::EndpointsController::start(&mut tasks, client.clone(), pods.clone());
-    gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods, replicasets]);
-    namespace::NamespaceController::start(&mut tasks, client);
+    gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods.clone(), replicasets]);
+    namespace::NamespaceController::start(&mut tasks, client.clone());
+    node_lifecycle::NodeLifecycleController::start(&mut tasks, client, pods, cfg.node_lifecycle.clone());
     tasks
 }
 
 /// Runs the controllers while this member leads the store, stopping them when it does not:
 /// only one controller manager acts at a time, and it fails over with the leader.
-pub async fn run_while_leader(api: Arc<ApiState>) {
+pub async fn run_while_leader(api: Arc<ApiState>, cfg: ControllerConfig) {
     loop {
         while !api.store.is_leader() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tracing::info!("this member leads: starting the controllers");
-        let tasks = start(api.clone());
+        let tasks = start(api.clone(), &cfg);
         while api.store.is_leader() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -127,7 +127,10 @@ mod tests {
         let gt = required(json!([{"key": "cores", "operator": "Gt", "values": ["4"]}]));
         assert!(fits(&gt, &[("cores", "8")]));
         assert!(!fits(&gt, &[("cores", "4")]));
-        assert!(!fits(&gt, &[("cores", "many")]), "a non-integer label never satisfies Gt");
+        assert!(
+            !fits(&gt, &[("cores", "many")]),
+            "a non-integer label never satisfies Gt"
+        );
         let lt = required(json!([{"key": "cores", "operator": "Lt", "values": ["4"]}]));
         assert!(fits(&lt, &[("cores", "2")]));
         assert!(!fits(&lt, &[]));

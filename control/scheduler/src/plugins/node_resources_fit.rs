@@ -120,7 +120,10 @@ mod tests {
         assert!(NodeResourcesFit.filter(&small, &t, 0).is_success());
         t.reserve(0, &small.usage()).expect("fits");
         let status = NodeResourcesFit.filter(&small, &t, 0);
-        assert_eq!((status.code, status.reasons), (Code::Unschedulable, vec![ERR_TOO_MANY_PODS.into()]));
+        assert_eq!(
+            (status.code, status.reasons),
+            (Code::Unschedulable, vec![ERR_TOO_MANY_PODS.into()])
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ mod tests {
         let t = s.read();
         let plain = pod("p", "0", "0", json!({}));
         let status = NodeUnschedulable.filter(&plain, &t, 0);
-        assert_eq!(status, Status::new(Code::UnschedulableAndUnresolvable, ERR_REASON_UNSCHEDULABLE));
+        assert_eq!(
+            status,
+            Status::new(Code::UnschedulableAndUnresolvable, ERR_REASON_UNSCHEDULABLE)
+        );
         assert!(NodeUnschedulable.filter(&plain, &t, 1).is_success());
         let tolerant = pod(
             "q",

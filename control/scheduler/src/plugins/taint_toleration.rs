@@ -43,9 +43,9 @@ impl ScorePlugin for TaintToleration {
             .iter()
             .filter(|taint| taint.effect == TaintEffect::PreferNoSchedule)
             .filter(|taint| {
-                !pod.tolerations.iter().any(|t| {
-                    matches!(t.effect, None | Some(TaintEffect::PreferNoSchedule)) && t.tolerates(taint)
-                })
+                !pod.tolerations
+                    .iter()
+                    .any(|t| matches!(t.effect, None | Some(TaintEffect::PreferNoSchedule)) && t.tolerates(taint))
             })
             .count() as i64
     }
@@ -92,11 +92,17 @@ mod tests {
     fn no_execute_is_filtered_and_prefer_no_schedule_is_not() {
         let s = snapshot(vec![
             tainted(node("a", 1, 1, 1), &[Taint::new("k", "", TaintEffect::NoExecute)]),
-            tainted(node("b", 1, 1, 1), &[Taint::new("k", "", TaintEffect::PreferNoSchedule)]),
+            tainted(
+                node("b", 1, 1, 1),
+                &[Taint::new("k", "", TaintEffect::PreferNoSchedule)],
+            ),
         ]);
         let t = s.read();
         let p = pod("p", "0", "0", json!({}));
-        assert_eq!(TaintToleration.filter(&p, &t, 0).reasons, vec!["node(s) had untolerated taint {k: }"]);
+        assert_eq!(
+            TaintToleration.filter(&p, &t, 0).reasons,
+            vec!["node(s) had untolerated taint {k: }"]
+        );
         assert!(TaintToleration.filter(&p, &t, 1).is_success());
     }
 
@@ -116,11 +122,18 @@ mod tests {
             // A NoSchedule toleration does not count for PreferNoSchedule taints.
             json!({"tolerations": [{"key": "b", "operator": "Exists", "effect": "NoSchedule"}]}),
         );
-        let mut scores: Vec<i64> = (0..3).map(|i| ScorePlugin::score(&TaintToleration, &p, &t, i)).collect();
+        let mut scores: Vec<i64> = (0..3)
+            .map(|i| ScorePlugin::score(&TaintToleration, &p, &t, i))
+            .collect();
         assert_eq!(scores, vec![0, 1, 2]);
         TaintToleration.normalize(&mut scores);
         assert_eq!(scores, vec![100, 50, 0]);
-        let tolerant = pod("q", "0", "0", json!({"tolerations": [{"key": "b", "operator": "Exists"}]}));
+        let tolerant = pod(
+            "q",
+            "0",
+            "0",
+            json!({"tolerations": [{"key": "b", "operator": "Exists"}]}),
+        );
         assert_eq!(ScorePlugin::score(&TaintToleration, &tolerant, &t, 2), 1);
     }
 }

@@ -29,6 +29,7 @@ async fn start() -> (ApiServer, LocalClient, tokio::task::JoinSet<()>, tempfile:
     cfg.node_lifecycle.grace = Duration::from_millis(300);
     cfg.node_lifecycle.default_toleration = Duration::from_millis(300);
     cfg.node_lifecycle.monitor_period = Duration::from_millis(50);
+    cfg.job_backoff = Duration::from_millis(20);
     let manager = controllers::start(api.state.clone(), &cfg);
     let client = LocalClient::new(api.state.clone());
     (api, client, manager, dir)
@@ -647,4 +648,80 @@ async fn a_node_that_stops_renewing_is_tainted_and_its_pods_are_recreated() {
     })
     .await;
     beat.abort();
+}
+
+async fn finish_pod(client: &LocalClient, pod: &Value, phase: &str) {
+    let pods = LocalClient::resource("", "pods");
+    let mut next = pod.clone();
+    next["status"] = json!({"phase": phase, "startTime": micro_now()});
+    client.update_status(pods, next).await.expect("pod status");
+}
+
+async fn job_pods(client: &LocalClient, job: &str) -> Vec<Value> {
+    pods_with(client, "job-name", job).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_to_its_completions_with_bounded_parallelism() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let jobs = LocalClient::resource("batch", "jobs");
+    client
+        .create(jobs, "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"completions": 3, "parallelism": 2,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}))
+        .await
+        .expect("job");
+    let mut done = 0;
+    while done < 3 {
+        let running = wait_for("running job pods", async || {
+            let p: Vec<Value> = job_pods(&client, "j").await.into_iter().filter(|p| p["status"]["phase"] == "Pending").collect();
+            (!p.is_empty()).then_some(p)
+        })
+        .await;
+        let total_active = running.len();
+        assert!(total_active <= 2, "parallelism 2 bounds the active pods: {total_active}");
+        finish_pod(&client, &running[0], "Succeeded").await;
+        done += 1;
+    }
+    let job = wait_for("the job complete", async || {
+        let j = client.get(jobs, "default", "j").await.ok()?;
+        j["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Complete" && c["status"] == "True").then_some(j)
+    })
+    .await;
+    assert_eq!(job["status"]["succeeded"], 3);
+    assert!(job["status"]["completionTime"].is_string());
+    assert_eq!(job["status"]["active"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let jobs = LocalClient::resource("batch", "jobs");
+    client
+        .create(jobs, "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bad"},
+            "spec": {"backoffLimit": 2,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}))
+        .await
+        .expect("job");
+    for round in 0..3 {
+        let pod = wait_for("a pending pod", async || {
+            job_pods(&client, "bad").await.into_iter().find(|p| p["status"]["phase"] == "Pending")
+        })
+        .await;
+        finish_pod(&client, &pod, "Failed").await;
+        let failed = wait_for("the failure counted", async || {
+            let j = client.get(jobs, "default", "bad").await.ok()?;
+            (j["status"]["failed"] == round + 1).then_some(j)
+        })
+        .await;
+        let _ = failed;
+    }
+    let job = wait_for("the job failed", async || {
+        let j = client.get(jobs, "default", "bad").await.ok()?;
+        j["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Failed" && c["status"] == "True").cloned()
+    })
+    .await;
+    assert_eq!(job["reason"], "BackoffLimitExceeded");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(job_pods(&client, "bad").await.iter().all(|p| p["status"]["phase"] == "Failed"), "no new pod after the limit");
 }

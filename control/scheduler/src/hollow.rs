@@ -3,6 +3,7 @@
 //! scheduler at scale. Pods bound to them never run.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use gantry_store::{Op, StoreNode, Txn, TxnOutcome};
 use rand::Rng;
@@ -15,8 +16,13 @@ use crate::{SchedulerError, NODES_PREFIX};
 /// Marks a node as hollow, so tools can tell (and clean) them apart.
 pub const HOLLOW_ANNOTATION: &str = "gantry.dev/hollow-node";
 
-/// How many node creations go into one `write_batch`.
+/// How many node creations (or lease renewals) go into one `write_batch`.
 const CREATE_BATCH: usize = 500;
+
+/// Where a node's heartbeat Lease lives: `kube-node-lease/{node name}`.
+pub const LEASES_PREFIX: &str = "/registry/coordination.k8s.io/leases/kube-node-lease/";
+/// How often a kubelet renews its Lease (Kubernetes' default).
+pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The shape of one hollow node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,6 +136,43 @@ pub async fn register_hollow_nodes(
         i = end;
     }
     Ok(created)
+}
+
+/// Heartbeats for hollow nodes: writes each node's Lease in `kube-node-lease` with
+/// `renewTime` now, as a kubelet does, so the node lifecycle controller keeps them Ready.
+pub async fn renew_hollow_leases(node: &StoreNode, names: &[String]) -> Result<(), SchedulerError> {
+    let now = now_rfc3339();
+    for chunk in names.chunks(CREATE_BATCH) {
+        let txns = chunk
+            .iter()
+            .map(|name| {
+                let lease = json!({
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "namespace": "kube-node-lease"},
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": 40,
+                        "renewTime": now,
+                    },
+                });
+                let bytes = serde_json::to_vec(&lease).expect("a JSON value serializes");
+                Txn::single(Op::put(format!("{LEASES_PREFIX}{name}"), bytes))
+            })
+            .collect();
+        node.write_batch(txns).await?;
+    }
+    Ok(())
+}
+
+/// Renews the hollow nodes' Leases every [`LEASE_RENEW_INTERVAL`] until the store fails it.
+/// Drop (abort) the future to stop the heartbeats.
+pub async fn run_hollow_heartbeats(node: StoreNode, names: Vec<String>) -> Result<(), SchedulerError> {
+    let mut tick = tokio::time::interval(LEASE_RENEW_INTERVAL);
+    loop {
+        tick.tick().await;
+        renew_hollow_leases(&node, &names).await?;
+    }
 }
 
 /// A random (version 4) UUID.

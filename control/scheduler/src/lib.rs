@@ -26,7 +26,7 @@ mod testing;
 mod time;
 
 pub use error::SchedulerError;
-pub use hollow::{hollow_node, register_hollow_nodes, HollowNode};
+pub use hollow::{hollow_node, register_hollow_nodes, renew_hollow_leases, run_hollow_heartbeats, HollowNode};
 pub use pod::PodInfo;
 pub use run::{run, SchedulerMetrics, SchedulerOptions, DEFAULT_SCHEDULER_NAME};
 pub use snapshot::{NodeInfo, Snapshot, Taint, TaintEffect};

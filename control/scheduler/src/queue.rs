@@ -206,8 +206,9 @@ impl SchedulingQueue {
 
     /// Takes the highest-priority Active pod, if any.
     pub fn pop(&self) -> Option<Popped> {
-        let bands: Vec<Arc<Band>> = self.bands.read().clone();
-        for band in bands {
+        // Lock order: bands, then pods (`push_key` is never called with `pods` held).
+        let bands = self.bands.read();
+        for band in bands.iter() {
             while let Some(key) = band.keys.pop() {
                 let mut pods = self.pods.lock();
                 if let Some(e) = pods.get_mut(&key) {
@@ -283,8 +284,9 @@ impl SchedulingQueue {
         self.flush_wanted.notified().await;
     }
 
-    /// Moves pods whose backoff has expired (and pods unschedulable for five minutes) to
-    /// Active. Returns when to flush next, if anything is waiting on time.
+    /// Applies a pending cluster event to unschedulable pods, and moves pods whose backoff
+    /// has expired (and pods unschedulable for five minutes) to Active. Returns when to flush
+    /// next, if anything is waiting on time.
     pub fn flush(&self, now: Instant) -> Option<Instant> {
         let mut ready = Vec::new();
         let mut next: Option<Instant> = None;

@@ -99,7 +99,7 @@ fn eight_threads_reserving_on_fifty_nodes_never_overcommit_a_node() {
             let mut k = 0usize;
             while !stop.load(Ordering::Acquire) {
                 let i = k % NODES;
-                let zone = if k % 2 == 0 { "b" } else { "a" };
+                let zone = if k.is_multiple_of(2) { "b" } else { "a" };
                 cache.upsert_node(NodeInfo::from_value(&node_json(i, zone)).expect("node"));
                 k += 1;
                 thread::yield_now();

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gantry_scheduler::hollow::LEASES_PREFIX;
 use gantry_scheduler::{
-    register_hollow_nodes, run, HollowNode, NodeInfo, PodInfo, SchedulerOptions, Taint, TaintEffect, NODES_PREFIX,
-    PODS_PREFIX,
+    register_hollow_nodes, renew_hollow_leases, run, HollowNode, NodeInfo, PodInfo, SchedulerOptions, Taint,
+    TaintEffect, NODES_PREFIX, PODS_PREFIX,
 };
 use gantry_store::rpc::TcpTransport;
 use gantry_store::{Consistency, EventKind, NodeConfig, Op, RangeRequest, StoreNode, Txn};
@@ -146,14 +147,14 @@ fn zone(i: usize) -> &'static str {
 fn hollow(i: usize) -> HollowNode {
     let mut labels = BTreeMap::from([("topology.kubernetes.io/zone".to_string(), zone(i).to_string())]);
     let mut taints = Vec::new();
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         labels.insert("disktype".into(), "ssd".into());
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         labels.insert("gpu".into(), "true".into());
         taints.push(Taint::new("dedicated", "gpu", TaintEffect::NoSchedule));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         taints.push(Taint::new("spot", "true", TaintEffect::PreferNoSchedule));
     }
     HollowNode {
@@ -171,25 +172,25 @@ fn mixed_pod(j: usize) -> (Value, fn(usize) -> bool) {
     let cpu = format!("{}m", 100 + (j % 4) * 100);
     let memory = format!("{}Mi", 128 + (j % 4) * 64);
     let mut spec = json!({"containers": [container(&cpu, &memory)], "schedulerName": "default-scheduler"});
-    if j % 10 == 0 {
+    if j.is_multiple_of(10) {
         spec["priority"] = json!(1000);
     }
     let allowed: fn(usize) -> bool = match j % 5 {
         0 => {
-            if j % 50 == 0 {
+            if j.is_multiple_of(50) {
                 spec["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 8080}]);
             }
             |i| i % 5 != 0
         }
         1 => {
             spec["nodeSelector"] = json!({"disktype": "ssd"});
-            |i| i % 3 == 0 && i % 5 != 0
+            |i| i.is_multiple_of(3) && i % 5 != 0
         }
         2 => {
             spec["nodeSelector"] = json!({"gpu": "true"});
             spec["tolerations"] =
                 json!([{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]);
-            |i| i % 5 == 0
+            |i| i.is_multiple_of(5)
         }
         3 => {
             spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {

@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod queue;
@@ -24,6 +25,8 @@ use crate::apiserver::ApiState;
 #[derive(Clone, Debug, Default)]
 pub struct ControllerConfig {
     pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+    /// First delay before a Job recreates a failed pod (doubling per failure); 10 s if zero.
+    pub job_backoff: Duration,
 }
 
 /// Starts the controllers against the API state. Every task they run lives in the returned
@@ -41,6 +44,8 @@ pub fn start(api: Arc<ApiState>, cfg: &ControllerConfig) -> JoinSet<()> {
     endpoints::EndpointsController::start(&mut tasks, client.clone(), pods.clone());
     gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods.clone(), replicasets]);
     namespace::NamespaceController::start(&mut tasks, client.clone());
+    let backoff = if cfg.job_backoff.is_zero() { Duration::from_secs(10) } else { cfg.job_backoff };
+    job::JobController::start(&mut tasks, client.clone(), pods.clone(), backoff);
     node_lifecycle::NodeLifecycleController::start(&mut tasks, client, pods, cfg.node_lifecycle.clone());
     tasks
 }

@@ -91,6 +91,18 @@ async fn a_replicaset_scales_up_and_down_and_reports_status() {
     })
     .await;
 
+    wait_for("a SuccessfulCreate event about the set", async || {
+        let (events, _) = client.list(LocalClient::resource("", "events")).await.ok()?;
+        events
+            .iter()
+            .any(|e| {
+                e["reason"] == "SuccessfulCreate"
+                    && e["involvedObject"]["name"] == "web"
+                    && e["involvedObject"]["kind"] == "ReplicaSet"
+            })
+            .then_some(())
+    })
+    .await;
     let (sets, _) = client.list(rs).await.expect("list");
     let mut scaled = sets[0].clone();
     scaled["spec"]["replicas"] = json!(1);
@@ -666,26 +678,41 @@ async fn a_job_runs_to_its_completions_with_bounded_parallelism() {
     let (_api, client, _controllers, _dir) = start().await;
     let jobs = LocalClient::resource("batch", "jobs");
     client
-        .create(jobs, "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+        .create(
+            jobs,
+            "default",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
             "spec": {"completions": 3, "parallelism": 2,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}))
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
+        )
         .await
         .expect("job");
     let mut done = 0;
     while done < 3 {
         let running = wait_for("running job pods", async || {
-            let p: Vec<Value> = job_pods(&client, "j").await.into_iter().filter(|p| p["status"]["phase"] == "Pending").collect();
+            let p: Vec<Value> = job_pods(&client, "j")
+                .await
+                .into_iter()
+                .filter(|p| p["status"]["phase"] == "Pending")
+                .collect();
             (!p.is_empty()).then_some(p)
         })
         .await;
         let total_active = running.len();
-        assert!(total_active <= 2, "parallelism 2 bounds the active pods: {total_active}");
+        assert!(
+            total_active <= 2,
+            "parallelism 2 bounds the active pods: {total_active}"
+        );
         finish_pod(&client, &running[0], "Succeeded").await;
         done += 1;
     }
     let job = wait_for("the job complete", async || {
         let j = client.get(jobs, "default", "j").await.ok()?;
-        j["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Complete" && c["status"] == "True").then_some(j)
+        j["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            .then_some(j)
     })
     .await;
     assert_eq!(job["status"]["succeeded"], 3);
@@ -698,14 +725,21 @@ async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
     let (_api, client, _controllers, _dir) = start().await;
     let jobs = LocalClient::resource("batch", "jobs");
     client
-        .create(jobs, "default", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bad"},
+        .create(
+            jobs,
+            "default",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bad"},
             "spec": {"backoffLimit": 2,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}))
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
+        )
         .await
         .expect("job");
     for round in 0..3 {
         let pod = wait_for("a pending pod", async || {
-            job_pods(&client, "bad").await.into_iter().find(|p| p["status"]["phase"] == "Pending")
+            job_pods(&client, "bad")
+                .await
+                .into_iter()
+                .find(|p| p["status"]["phase"] == "Pending")
         })
         .await;
         finish_pod(&client, &pod, "Failed").await;
@@ -718,10 +752,20 @@ async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
     }
     let job = wait_for("the job failed", async || {
         let j = client.get(jobs, "default", "bad").await.ok()?;
-        j["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Failed" && c["status"] == "True").cloned()
+        j["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Failed" && c["status"] == "True")
+            .cloned()
     })
     .await;
     assert_eq!(job["reason"], "BackoffLimitExceeded");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(job_pods(&client, "bad").await.iter().all(|p| p["status"]["phase"] == "Failed"), "no new pod after the limit");
+    assert!(
+        job_pods(&client, "bad")
+            .await
+            .iter()
+            .all(|p| p["status"]["phase"] == "Failed"),
+        "no new pod after the limit"
+    );
 }

@@ -226,6 +226,16 @@ async fn two_thousand_mixed_pods_are_each_bound_once_to_a_node_that_fits() {
         .await
         .expect("hollow nodes");
     assert_eq!(created, NODES);
+    assert_eq!(
+        register_hollow_nodes(&c.node, NODES, hollow).await.expect("again"),
+        0,
+        "registering again creates nothing"
+    );
+    let names: Vec<String> = (0..NODES).map(|i| hollow(i).name).collect();
+    renew_hollow_leases(&c.node, &names).await.expect("heartbeats");
+    let leases = list(&c.node, LEASES_PREFIX).await;
+    assert_eq!(leases.len(), NODES);
+    assert!(leases.values().all(|l| l["spec"]["renewTime"].is_string()));
 
     let mut pods = Vec::new();
     let mut allowed = HashMap::new();

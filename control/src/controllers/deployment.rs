@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::client::LocalClient;
+use super::events;
 use super::informer::{key_of, Informer};
 use super::queue::WorkQueue;
 use crate::apiserver::object;
@@ -157,8 +158,30 @@ fn unhashed_template(rs: &Value) -> Value {
 
 impl Controller {
     async fn scale(&self, rs: &Value, to: i64) -> Result<(), ApiError> {
-        if replicas_of(rs) == to {
+        let from = replicas_of(rs);
+        if from == to {
             return Ok(());
+        }
+        let owner = rs
+            .pointer("/metadata/ownerReferences/0/name")
+            .and_then(Value::as_str)
+            .and_then(|n| {
+                self.deployments.get(&format!(
+                    "{}/{n}",
+                    object::meta_str(rs, "namespace").unwrap_or("default")
+                ))
+            });
+        if let Some(d) = owner {
+            let verb = if to > from { "up" } else { "down" };
+            let name = object::name(rs).unwrap_or_default();
+            events::record(
+                &self.client,
+                "deployment-controller",
+                &d,
+                "Normal",
+                "ScalingReplicaSet",
+                format!("Scaled {verb} replica set {name} from {from} to {to}"),
+            );
         }
         let mut next = rs.clone();
         next["spec"]["replicas"] = json!(to);

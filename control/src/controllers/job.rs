@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::client::LocalClient;
+use super::events;
 use super::informer::{key_of, Informer};
 use super::queue::WorkQueue;
 use crate::apiserver::object;
@@ -48,7 +49,9 @@ impl JobController {
         let c2 = c.clone();
         tasks.spawn(async move {
             while let Some(ch) = p.recv().await {
-                let Some(pod) = ch.new.as_ref().or(ch.old.as_ref()) else { continue };
+                let Some(pod) = ch.new.as_ref().or(ch.old.as_ref()) else {
+                    continue;
+                };
                 if let (Some(job), Some(ns)) = (owner_job(pod), object::meta_str(pod, "namespace")) {
                     c2.queue.add(format!("{ns}/{job}"));
                 }
@@ -113,37 +116,78 @@ impl Controller {
         let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
         let restarts: i64 = pods
             .iter()
-            .flat_map(|p| p.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default())
+            .flat_map(|p| {
+                p.pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .map(|c| c["restartCount"].as_i64().unwrap_or(0))
             .sum();
         let failures = failed_pods + restarts;
-        let active: Vec<&Arc<Value>> = pods.iter().filter(|p| !matches!(phase(p), "Succeeded" | "Failed") && !terminating(p)).collect();
+        let active: Vec<&Arc<Value>> = pods
+            .iter()
+            .filter(|p| !matches!(phase(p), "Succeeded" | "Failed") && !terminating(p))
+            .collect();
         let ready = active
             .iter()
-            .filter(|p| p.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            .filter(|p| {
+                p.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
             .count();
         let completions = job.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
         let parallelism = job.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(1);
         let backoff_limit = job.pointer("/spec/backoffLimit").and_then(Value::as_i64).unwrap_or(6);
         let now = object::now();
-        let start = job.pointer("/status/startTime").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| now.clone());
+        let start = job
+            .pointer("/status/startTime")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| now.clone());
         let finished = has_condition(&job, "Complete") || has_condition(&job, "Failed");
-        let mut conditions: Vec<Value> = job.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut conditions: Vec<Value> = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut completion_time = job.pointer("/status/completionTime").cloned();
         let mut terminal = None;
         if !finished {
             let deadline = job.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_i64);
-            let elapsed = DateTime::parse_from_rfc3339(&start).map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds()).unwrap_or(0);
+            let elapsed = DateTime::parse_from_rfc3339(&start)
+                .map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds())
+                .unwrap_or(0);
             if succeeded >= completions {
                 terminal = Some(("Complete", "", "".to_string()));
                 completion_time = Some(json!(now));
             } else if failures > backoff_limit {
-                terminal = Some(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit".to_string()));
+                terminal = Some((
+                    "Failed",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit".to_string(),
+                ));
             } else if deadline.is_some_and(|d| elapsed >= d) {
-                terminal = Some(("Failed", "DeadlineExceeded", "Job was active longer than specified deadline".to_string()));
+                terminal = Some((
+                    "Failed",
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline".to_string(),
+                ));
             }
         }
         if let Some((kind, reason, message)) = &terminal {
+            match *kind {
+                "Complete" => events::record(
+                    &self.client,
+                    "job-controller",
+                    &job,
+                    "Normal",
+                    "Completed",
+                    "Job completed".into(),
+                ),
+                _ => events::record(&self.client, "job-controller", &job, "Warning", reason, message.clone()),
+            }
             let mut c = json!({"type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": now});
             if !reason.is_empty() {
                 c["reason"] = json!(reason);
@@ -153,8 +197,10 @@ impl Controller {
                 conditions.push(json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
                     "message": "Reached expected number of succeeded pods", "lastProbeTime": now, "lastTransitionTime": now}));
             } else {
-                conditions.push(json!({"type": "FailureTarget", "status": "True", "reason": reason, "message": message,
-                    "lastProbeTime": now, "lastTransitionTime": now}));
+                conditions.push(
+                    json!({"type": "FailureTarget", "status": "True", "reason": reason, "message": message,
+                    "lastProbeTime": now, "lastTransitionTime": now}),
+                );
             }
             conditions.push(c);
         }
@@ -164,7 +210,15 @@ impl Controller {
         if done || suspended {
             // A finished (or suspended) Job runs nothing.
             for p in &active {
-                let _ = self.client.delete_in(LocalClient::resource("", "pods"), Some(&ns), object::name(p).unwrap_or_default(), false).await;
+                let _ = self
+                    .client
+                    .delete_in(
+                        LocalClient::resource("", "pods"),
+                        Some(&ns),
+                        object::name(p).unwrap_or_default(),
+                        false,
+                    )
+                    .await;
             }
             active_count = 0;
         } else {
@@ -174,26 +228,42 @@ impl Controller {
                 let last_failure = pods
                     .iter()
                     .filter(|p| phase(p) == "Failed")
-                    .filter_map(|p| p.pointer("/status/startTime").or(p.pointer("/metadata/creationTimestamp")).and_then(Value::as_str))
+                    .filter_map(|p| {
+                        p.pointer("/status/startTime")
+                            .or(p.pointer("/metadata/creationTimestamp"))
+                            .and_then(Value::as_str)
+                    })
                     .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
                     .max();
                 let delay = if failed_pods > 0 {
-                    self.backoff_base.saturating_mul(1 << (failed_pods - 1).min(10)).min(Duration::from_secs(360))
+                    self.backoff_base
+                        .saturating_mul(1 << (failed_pods - 1).min(10))
+                        .min(Duration::from_secs(360))
                 } else {
                     Duration::ZERO
                 };
-                let waited = last_failure.map(|t| (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default()).unwrap_or(Duration::MAX);
+                let waited = last_failure
+                    .map(|t| (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default())
+                    .unwrap_or(Duration::MAX);
                 if waited < delay {
                     self.queue.add_after(key.to_string(), delay - waited);
                 } else {
-                    for _ in active_count..want {
+                    while active_count < want {
                         self.create_pod(&job, &ns).await?;
                         active_count += 1;
                     }
                 }
             } else if active_count > want {
                 for p in active.iter().rev().take((active_count - want) as usize) {
-                    let _ = self.client.delete_in(LocalClient::resource("", "pods"), Some(&ns), object::name(p).unwrap_or_default(), false).await;
+                    let _ = self
+                        .client
+                        .delete_in(
+                            LocalClient::resource("", "pods"),
+                            Some(&ns),
+                            object::name(p).unwrap_or_default(),
+                            false,
+                        )
+                        .await;
                     active_count -= 1;
                 }
             }
@@ -214,7 +284,10 @@ impl Controller {
         }
         let mut next = (*job).clone();
         next["status"] = status;
-        self.client.update_status(LocalClient::resource("batch", "jobs"), next).await.map(|_| ())
+        self.client
+            .update_status(LocalClient::resource("batch", "jobs"), next)
+            .await
+            .map(|_| ())
     }
 
     async fn create_pod(&self, job: &Value, ns: &str) -> Result<(), ApiError> {
@@ -230,6 +303,9 @@ impl Controller {
             "metadata": {"generateName": format!("{name}-"), "namespace": ns, "labels": labels,
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
             "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-        self.client.create(LocalClient::resource("", "pods"), ns, pod).await.map(|_| ())
+        self.client
+            .create(LocalClient::resource("", "pods"), ns, pod)
+            .await
+            .map(|_| ())
     }
 }

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod deployment;
 pub mod endpoints;
+pub mod events;
 pub mod gc;
 pub mod informer;
 pub mod job;
@@ -44,7 +45,11 @@ pub fn start(api: Arc<ApiState>, cfg: &ControllerConfig) -> JoinSet<()> {
     endpoints::EndpointsController::start(&mut tasks, client.clone(), pods.clone());
     gc::GarbageCollector::start(&mut tasks, client.clone(), &[pods.clone(), replicasets]);
     namespace::NamespaceController::start(&mut tasks, client.clone());
-    let backoff = if cfg.job_backoff.is_zero() { Duration::from_secs(10) } else { cfg.job_backoff };
+    let backoff = if cfg.job_backoff.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        cfg.job_backoff
+    };
     job::JobController::start(&mut tasks, client.clone(), pods.clone(), backoff);
     node_lifecycle::NodeLifecycleController::start(&mut tasks, client, pods, cfg.node_lifecycle.clone());
     tasks

@@ -181,6 +181,18 @@ async fn monitor(
         for p in due {
             let ns = object::meta_str(p, "namespace").unwrap_or("default");
             tracing::info!(pod = object::name(p).unwrap_or_default(), node = %name, "evicting a pod from an unreachable node");
+            super::events::record(
+                client,
+                "node-controller",
+                p,
+                "Normal",
+                "TaintManagerEviction",
+                format!(
+                    "Marking for deletion Pod {}/{}",
+                    ns,
+                    object::name(p).unwrap_or_default()
+                ),
+            );
             match client
                 .delete_in(
                     LocalClient::resource("", "pods"),
@@ -273,6 +285,14 @@ async fn mark_unreachable(client: &LocalClient, node: &Value) -> Result<(), ApiE
     next["spec"]["taints"] = json!(t);
     client.update(nr, next).await?;
     tracing::warn!(node = name, "node stopped renewing its lease: marked unreachable");
+    super::events::record(
+        client,
+        "node-controller",
+        node,
+        "Normal",
+        "NodeNotReady",
+        format!("Node {name} status is now: NodeNotReady"),
+    );
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::client::LocalClient;
+use super::events;
 use super::informer::{key_of, Change, Informer};
 use super::queue::WorkQueue;
 use crate::apiserver::object;
@@ -126,6 +127,14 @@ fn is_ready(pod: &Value) -> bool {
 }
 
 impl Controller {
+    fn component(&self) -> &'static str {
+        if self.resource.kind == "ReplicationController" {
+            "replication-controller"
+        } else {
+            "replicaset-controller"
+        }
+    }
+
     fn selector(&self, set: &Value) -> Option<LabelSelector> {
         let sel = set.pointer("/spec/selector")?;
         if self.resource.kind == "ReplicationController" {
@@ -245,6 +254,26 @@ impl Controller {
                 let n = (want - active.len()).min(BURST);
                 self.expect(key, n as i64, 0);
                 let (created, failed) = self.create_pods(&set, &ns, n).await;
+                if created > 0 {
+                    events::record(
+                        &self.client,
+                        self.component(),
+                        &set,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created {created} pod(s)"),
+                    );
+                }
+                if let Some(e) = &failed {
+                    events::record(
+                        &self.client,
+                        self.component(),
+                        &set,
+                        "Warning",
+                        "FailedCreate",
+                        format!("Error creating: {}", e.message),
+                    );
+                }
                 // Pods that were not created will never be observed.
                 if let Some(e) = self.expectations.lock().get_mut(key) {
                     e.adds -= (n - created) as i64;
@@ -257,6 +286,14 @@ impl Controller {
                 victims.sort_by_key(|p| deletion_rank(p));
                 let n = (active.len() - want).min(BURST);
                 self.expect(key, 0, n as i64);
+                events::record(
+                    &self.client,
+                    self.component(),
+                    &set,
+                    "Normal",
+                    "SuccessfulDelete",
+                    format!("Deleting {n} pod(s)"),
+                );
                 for pod in victims.iter().take(n) {
                     match self
                         .client

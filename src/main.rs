@@ -175,10 +175,12 @@ async fn up(args: UpArgs) -> Result<()> {
     eprintln!("  ✓ API server: {} ({:.0?})", api.url, started.elapsed());
     tokio::spawn(gantry_control::controllers::run_while_leader(
         api.state.clone(),
-        Default::default(),
+        leader_tasks(),
     ));
-    eprintln!("  ✓ controllers: ReplicaSet, ReplicationController, Deployment, Endpoints, EndpointSlice, garbage collector, namespace");
-    eprintln!("  · scheduler, agent, dataplane, DNS: not built yet (see README, 'What works')");
+    eprintln!(
+        "  ✓ scheduler and controllers: ReplicaSet, ReplicationController, Deployment, Job, Endpoints, EndpointSlice, node lifecycle, garbage collector, namespace"
+    );
+    eprintln!("  · agent, dataplane, DNS: not built yet (see README, 'What works')");
     eprintln!(
         "gantry up: ready in {:.0?}. Ctrl-C stops it; run again to resume with the same state.",
         started.elapsed()
@@ -192,6 +194,14 @@ async fn up(args: UpArgs) -> Result<()> {
     eprintln!("gantry up: stopping");
     node.shutdown().await;
     Ok(())
+}
+
+/// What runs on the store's leader: the controllers and the scheduler.
+fn leader_tasks() -> gantry_control::controllers::ControllerConfig {
+    gantry_control::controllers::ControllerConfig {
+        scheduler: true,
+        ..Default::default()
+    }
 }
 
 /// Opens a store member and serves its peer port.
@@ -233,10 +243,10 @@ async fn server(args: ServerArgs) -> Result<()> {
             .await
             .context("starting the API server")?;
         tracing::info!(url = %api.url, kubeconfig = %api.kubeconfig.display(), "API server ready");
-        // The controllers act only while this member leads the store.
+        // The scheduler and controllers act only while this member leads the store.
         tokio::spawn(gantry_control::controllers::run_while_leader(
             api.state.clone(),
-            Default::default(),
+            leader_tasks(),
         ));
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

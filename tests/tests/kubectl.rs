@@ -373,14 +373,72 @@ fn kubectl_rollout_status_and_undo_work() {
     assert!(s.kubectl_stdin(&["apply", "-f", "-"], &v2).0);
     let out = s.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
-    let rs = s.kubectl_ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    let rs = s.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    ]);
     let mut revisions: Vec<&str> = rs.split_whitespace().collect();
     revisions.sort();
     assert_eq!(revisions, ["1", "2"], "one ReplicaSet per revision");
     let out = s.kubectl_ok(&["rollout", "undo", "deployment/web"]);
     assert!(out.contains("rolled back"), "{out}");
-    let image = s.kubectl_ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    let image = s.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
     assert_eq!(image.trim(), "gantry/web:1");
     let out = s.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
+}
+
+#[test]
+fn the_scheduler_binds_the_seed_replication_controller_pods_to_a_node() {
+    let s = ApiServerProcess::start();
+    let node = "apiVersion: v1
+kind: Node
+metadata:
+  name: worker-1
+  labels:
+    kubernetes.io/hostname: worker-1
+status:
+  allocatable: {cpu: \"4\", memory: 8Gi, pods: \"110\"}
+  capacity: {cpu: \"4\", memory: 8Gi, pods: \"110\"}
+  conditions:
+  - type: Ready
+    status: \"True\"
+";
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], node);
+    assert!(out.0, "{out:?}");
+    let rc = seed_examples().join("myweb-rc.yaml");
+    s.kubectl_ok(&["apply", "-f", &rc.display().to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = s.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=myweb",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ]);
+        if nodes.split_whitespace().collect::<Vec<_>>() == ["worker-1", "worker-1"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pods were not bound: {nodes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wide = s.kubectl_ok(&["get", "pods", "-o", "wide"]);
+    assert!(
+        wide.lines()
+            .filter(|l| l.contains("myweb-"))
+            .all(|l| l.contains("worker-1")),
+        "{wide}"
+    );
 }

@@ -28,12 +28,25 @@ pub struct ControllerConfig {
     pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
     /// First delay before a Job recreates a failed pod (doubling per failure); 10 s if zero.
     pub job_backoff: Duration,
+    /// Run the scheduler with the controllers (on the leader).
+    pub scheduler: bool,
 }
 
-/// Starts the controllers against the API state. Every task they run lives in the returned
-/// set: dropping it stops them all.
+/// Starts the controllers (and, if asked, the scheduler) against the API state. Every task
+/// they run lives in the returned set: dropping it stops them all.
 pub fn start(api: Arc<ApiState>, cfg: &ControllerConfig) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    if cfg.scheduler {
+        let store = api.store.clone();
+        tasks.spawn(async move {
+            // The scheduler rebuilds its view from list-watch each time it starts, so a new
+            // leader neither loses a reservation that was never bound nor binds a pod twice
+            // (bindings are compare-and-swap on the pod's revision).
+            if let Err(e) = gantry_scheduler::run(store, gantry_scheduler::SchedulerOptions::default()).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        });
+    }
     let client = client::LocalClient::new(api);
     let pods = informer::Informer::start(&mut tasks, client.clone(), "", "pods");
     let replicasets = informer::Informer::start(&mut tasks, client.clone(), "apps", "replicasets");

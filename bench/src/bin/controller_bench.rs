@@ -164,7 +164,7 @@ async fn propagation(args: &Args) -> Result<()> {
             .await?;
     }
     // Give every pod an IP, not ready; wait until every slice lists it.
-    let ip = |i: usize| format!("10.{}.{}.{}", 100 + i / 65_536, (i / 256) % 256, i % 256 + 1);
+    let ip = |i: usize| format!("10.{}.{}.{}", 100 + i / 62_500, (i / 250) % 250, i % 250 + 1);
     let mut watcher = node.watch("/registry/discovery.k8s.io/endpointslices/", 0)?;
     for i in 0..args.services {
         set_status(&client, &format!("s{i:04}"), &ip(i), false).await?;

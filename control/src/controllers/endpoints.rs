@@ -80,22 +80,26 @@ impl EndpointsController {
                 }
             }
         });
-        tasks.spawn(async move {
-            c.services.wait_synced().await;
-            c.pods.wait_synced().await;
-            c.slices.wait_synced().await;
-            loop {
-                let key = c.queue.get().await;
-                match c.reconcile(&key).await {
-                    Ok(()) => c.queue.forget(&key),
-                    Err(e) => {
-                        tracing::debug!(service = %key, error = %e.message, "endpoints reconcile failed; backing off");
-                        c.queue.add_rate_limited(&key);
+        // Several workers share the queue; it never hands one key to two of them.
+        for _ in 0..super::WORKERS {
+            let c = c.clone();
+            tasks.spawn(async move {
+                c.services.wait_synced().await;
+                c.pods.wait_synced().await;
+                c.slices.wait_synced().await;
+                loop {
+                    let key = c.queue.get().await;
+                    match c.reconcile(&key).await {
+                        Ok(()) => c.queue.forget(&key),
+                        Err(e) => {
+                            tracing::debug!(service = %key, error = %e.message, "endpoints reconcile failed; backing off");
+                            c.queue.add_rate_limited(&key);
+                        }
                     }
+                    c.queue.done(&key);
                 }
-                c.queue.done(&key);
-            }
-        });
+            });
+        }
     }
 }
 

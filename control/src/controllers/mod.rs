@@ -22,6 +22,9 @@ use tokio::task::JoinSet;
 
 use crate::apiserver::ApiState;
 
+/// Workers per controller (Kubernetes runs 5 for ReplicaSets and Deployments).
+pub const WORKERS: usize = 8;
+
 /// Settings of the controllers.
 #[derive(Clone, Debug, Default)]
 pub struct ControllerConfig {

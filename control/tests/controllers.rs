@@ -769,3 +769,74 @@ async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
         "no new pod after the limit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_active_deadline_fails_and_stops_its_pods() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let jobs = LocalClient::resource("batch", "jobs");
+    client
+        .create(
+            jobs,
+            "default",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "slow"},
+            "spec": {"activeDeadlineSeconds": 1,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
+        )
+        .await
+        .expect("job");
+    wait_for("a running pod", async || {
+        (!job_pods(&client, "slow").await.is_empty()).then_some(())
+    })
+    .await;
+    let failed = wait_for("the job failed at its deadline", async || {
+        let j = client.get(jobs, "default", "slow").await.ok()?;
+        j["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Failed" && c["status"] == "True")
+            .cloned()
+    })
+    .await;
+    assert_eq!(failed["reason"], "DeadlineExceeded");
+    wait_for("its pod stopped", async || {
+        job_pods(&client, "slow").await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_scales_but_does_not_roll_out_until_resumed() {
+    let (_api, client, _controllers, _dir) = start().await;
+    let dr = LocalClient::resource("apps", "deployments");
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "p"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "p"}},
+                 "template": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "c", "image": "p:1"}]}}}});
+    client.create(dr, "default", d).await.expect("deployment");
+    wait_for("two pods", async || {
+        (pods_with(&client, "app", "p").await.len() == 2).then_some(())
+    })
+    .await;
+    let mut next = client.get(dr, "default", "p").await.expect("get");
+    next["spec"]["paused"] = json!(true);
+    next["spec"]["replicas"] = json!(3);
+    next["spec"]["template"]["spec"]["containers"][0]["image"] = json!("p:2");
+    client.update(dr, next).await.expect("pause, scale and change");
+    wait_for("three pods of the old template", async || {
+        let p = pods_with(&client, "app", "p").await;
+        (p.len() == 3 && p.iter().all(|x| x["spec"]["containers"][0]["image"] == "p:1")).then_some(())
+    })
+    .await;
+    let (sets, _) = client
+        .list(LocalClient::resource("apps", "replicasets"))
+        .await
+        .expect("sets");
+    assert_eq!(sets.len(), 1, "no new ReplicaSet while paused");
+    let mut resume = client.get(dr, "default", "p").await.expect("get");
+    resume["spec"]["paused"] = json!(false);
+    client.update(dr, resume).await.expect("resume");
+    wait_for("the rollout after resuming", async || {
+        let (sets, _) = client.list(LocalClient::resource("apps", "replicasets")).await.ok()?;
+        (sets.len() == 2).then_some(())
+    })
+    .await;
+}

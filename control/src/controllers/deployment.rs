@@ -238,7 +238,12 @@ impl Controller {
         let new_rs = match new_pos {
             Some(i) => sets.remove(i),
             None if paused => {
-                return self.sync_status(&d, None, &sets, replicas, unavailable, false).await;
+                // Paused: no rollout, but a scale still applies, to the newest set.
+                if let Some(newest) = sets.last() {
+                    let others: i64 = sets[..sets.len() - 1].iter().map(replicas_of).sum();
+                    self.scale(newest, (replicas - others).max(0)).await?;
+                }
+                return self.sync_status(&d, None, &sets, replicas, unavailable, true).await;
             }
             None => {
                 let hash = template_hash(&template);
@@ -275,7 +280,11 @@ impl Controller {
             return Ok(());
         }
         let olds = sets;
-        if !paused {
+        if paused {
+            // No rollout while paused; a scale goes to the current set.
+            let others: i64 = olds.iter().map(replicas_of).sum();
+            self.scale(&new_rs, (replicas - others).max(0)).await?;
+        } else {
             if strategy == "Recreate" {
                 for old in &olds {
                     self.scale(old, 0).await?;

@@ -178,6 +178,10 @@ impl Controller {
                     "DeadlineExceeded",
                     "Job was active longer than specified deadline".to_string(),
                 ));
+            } else if let Some(d) = deadline {
+                // Nothing else may happen before the deadline: look again when it passes.
+                let left = Duration::from_secs((d - elapsed).max(0) as u64) + Duration::from_millis(10);
+                self.queue.add_after(key.to_string(), left);
             }
         }
         if let Some((kind, reason, message)) = &terminal {

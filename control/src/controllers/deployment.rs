@@ -70,25 +70,7 @@ impl DeploymentController {
                 }
             }
         });
-        // Several workers share the queue; it never hands one key to two of them.
-        for _ in 0..super::WORKERS {
-            let c = c.clone();
-            tasks.spawn(async move {
-                c.deployments.wait_synced().await;
-                c.sets.wait_synced().await;
-                loop {
-                    let key = c.queue.get().await;
-                    match c.reconcile(&key).await {
-                        Ok(()) => c.queue.forget(&key),
-                        Err(e) => {
-                            tracing::debug!(deployment = %key, error = %e.message, "reconcile failed; backing off");
-                            c.queue.add_rate_limited(&key);
-                        }
-                    }
-                    c.queue.done(&key);
-                }
-            });
-        }
+        super::spawn_workers(tasks, c);
     }
 }
 
@@ -158,6 +140,22 @@ fn unhashed_template(rs: &Value) -> Value {
         labels.remove(HASH_LABEL);
     }
     t
+}
+
+impl super::Reconcile for Controller {
+    const NAME: &'static str = "deployment";
+
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn informers(&self) -> Vec<&Informer> {
+        vec![&self.deployments, &self.sets]
+    }
+
+    fn reconcile<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(Controller::reconcile(self, key))
+    }
 }
 
 impl Controller {

@@ -80,26 +80,7 @@ impl EndpointsController {
                 }
             }
         });
-        // Several workers share the queue; it never hands one key to two of them.
-        for _ in 0..super::WORKERS {
-            let c = c.clone();
-            tasks.spawn(async move {
-                c.services.wait_synced().await;
-                c.pods.wait_synced().await;
-                c.slices.wait_synced().await;
-                loop {
-                    let key = c.queue.get().await;
-                    match c.reconcile(&key).await {
-                        Ok(()) => c.queue.forget(&key),
-                        Err(e) => {
-                            tracing::debug!(service = %key, error = %e.message, "endpoints reconcile failed; backing off");
-                            c.queue.add_rate_limited(&key);
-                        }
-                    }
-                    c.queue.done(&key);
-                }
-            });
-        }
+        super::spawn_workers(tasks, c);
     }
 }
 
@@ -143,6 +124,22 @@ struct Desired {
     endpoint: Value,
     target: Value,
     node: Option<String>,
+}
+
+impl super::Reconcile for Controller {
+    const NAME: &'static str = "endpoints";
+
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn informers(&self) -> Vec<&Informer> {
+        vec![&self.services, &self.pods, &self.slices]
+    }
+
+    fn reconcile<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(Controller::reconcile(self, key))
+    }
 }
 
 impl Controller {

@@ -57,25 +57,7 @@ impl JobController {
                 }
             }
         });
-        // Several workers share the queue; it never hands one key to two of them.
-        for _ in 0..super::WORKERS {
-            let c = c.clone();
-            tasks.spawn(async move {
-                c.jobs.wait_synced().await;
-                c.pods.wait_synced().await;
-                loop {
-                    let key = c.queue.get().await;
-                    match c.reconcile(&key).await {
-                        Ok(()) => c.queue.forget(&key),
-                        Err(e) => {
-                            tracing::debug!(job = %key, error = %e.message, "reconcile failed; backing off");
-                            c.queue.add_rate_limited(&key);
-                        }
-                    }
-                    c.queue.done(&key);
-                }
-            });
-        }
+        super::spawn_workers(tasks, c);
     }
 }
 
@@ -95,6 +77,22 @@ fn has_condition(job: &Value, kind: &str) -> bool {
     job.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+}
+
+impl super::Reconcile for Controller {
+    const NAME: &'static str = "job";
+
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn informers(&self) -> Vec<&Informer> {
+        vec![&self.jobs, &self.pods]
+    }
+
+    fn reconcile<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(Controller::reconcile(self, key))
+    }
 }
 
 impl Controller {

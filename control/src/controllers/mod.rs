@@ -25,6 +25,43 @@ use crate::apiserver::ApiState;
 /// Workers per controller (Kubernetes runs 5 for ReplicaSets and Deployments).
 pub const WORKERS: usize = 8;
 
+/// A level-triggered controller, as its workers see it: a queue of keys and
+/// `reconcile(key)`, which brings that one object's world to what it declares.
+pub(crate) trait Reconcile: Send + Sync + 'static {
+    const NAME: &'static str;
+    fn queue(&self) -> &queue::WorkQueue;
+    /// The caches that must be filled before the first reconcile.
+    fn informers(&self) -> Vec<&informer::Informer>;
+    fn reconcile<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::apiserver::status::ApiError>>;
+}
+
+/// Runs `WORKERS` workers over a controller's queue. The queue never hands one key to two
+/// workers; a failed key comes back after its backoff.
+pub(crate) fn spawn_workers<C: Reconcile>(tasks: &mut JoinSet<()>, c: Arc<C>) {
+    for _ in 0..WORKERS {
+        let c = c.clone();
+        tasks.spawn(async move {
+            for i in c.informers() {
+                i.wait_synced().await;
+            }
+            loop {
+                let key = c.queue().get().await;
+                match c.reconcile(&key).await {
+                    Ok(()) => c.queue().forget(&key),
+                    Err(e) => {
+                        tracing::debug!(controller = C::NAME, %key, error = %e.message, "reconcile failed; backing off");
+                        c.queue().add_rate_limited(&key);
+                    }
+                }
+                c.queue().done(&key);
+            }
+        });
+    }
+}
+
 /// Settings of the controllers.
 #[derive(Clone, Debug, Default)]
 pub struct ControllerConfig {

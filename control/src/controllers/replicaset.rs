@@ -78,25 +78,7 @@ impl ReplicaSetController {
                 c3.pod_changed(&ch);
             }
         });
-        // Several workers share the queue; it never hands one key to two of them.
-        for _ in 0..super::WORKERS {
-            let c = c.clone();
-            tasks.spawn(async move {
-                c.sets.wait_synced().await;
-                c.pods.wait_synced().await;
-                loop {
-                    let key = c.queue.get().await;
-                    match c.reconcile(&key).await {
-                        Ok(()) => c.queue.forget(&key),
-                        Err(e) => {
-                            tracing::debug!(kind = c.resource.kind, %key, error = %e.message, "reconcile failed; backing off");
-                            c.queue.add_rate_limited(&key);
-                        }
-                    }
-                    c.queue.done(&key);
-                }
-            });
-        }
+        super::spawn_workers(tasks, c);
     }
 }
 
@@ -128,6 +110,22 @@ fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+impl super::Reconcile for Controller {
+    const NAME: &'static str = "replicaset";
+
+    fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    fn informers(&self) -> Vec<&Informer> {
+        vec![&self.sets, &self.pods]
+    }
+
+    fn reconcile<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(Controller::reconcile(self, key))
+    }
 }
 
 impl Controller {

@@ -66,6 +66,40 @@ struct UpArgs {
     /// Address of the Kubernetes API (HTTPS).
     #[arg(long, default_value = "127.0.0.1:6443")]
     api_listen: std::net::SocketAddr,
+    #[command(flatten)]
+    services: ServiceArgs,
+}
+
+/// Where Services get their addresses.
+#[derive(Args, Clone)]
+struct ServiceArgs {
+    /// The range ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: String,
+    /// The range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+}
+
+impl ServiceArgs {
+    fn ranges(&self) -> Result<gantry_control::apiserver::services::ServiceRanges> {
+        let mut r = gantry_control::apiserver::services::ServiceRanges::default();
+        r.parse_cidr(&self.service_cidr)
+            .map_err(|e| anyhow::anyhow!("--service-cidr {}: {e}", self.service_cidr))?;
+        let (lo, hi) = self
+            .service_node_port_range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+            .filter(|(a, b)| a < b)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--service-node-port-range {}: expected LOW-HIGH, e.g. 30000-32767",
+                    self.service_node_port_range
+                )
+            })?;
+        r.node_ports = (lo, hi);
+        Ok(r)
+    }
 }
 
 #[derive(Args)]
@@ -105,6 +139,8 @@ struct ServerArgs {
     /// Extra names or addresses clients reach the API at (for the serving certificate).
     #[arg(long, value_delimiter = ',')]
     api_advertise: Vec<String>,
+    #[command(flatten)]
+    services: ServiceArgs,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +189,7 @@ fn main() -> Result<()> {
 
 async fn up(args: UpArgs) -> Result<()> {
     let started = Instant::now();
+    let service_ranges = args.services.ranges()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     eprintln!("gantry up: data in {}", args.data_dir.display());
@@ -169,7 +206,9 @@ async fn up(args: UpArgs) -> Result<()> {
         node.log_backend(),
         started.elapsed()
     );
-    let api = ApiServer::start(ApiServerConfig::new(args.api_listen, &args.data_dir), node.clone())
+    let mut api_config = ApiServerConfig::new(args.api_listen, &args.data_dir);
+    api_config.service_ranges = service_ranges;
+    let api = ApiServer::start(api_config, node.clone())
         .await
         .context("starting the API server")?;
     eprintln!("  ✓ API server: {} ({:.0?})", api.url, started.elapsed());
@@ -239,6 +278,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         let mut cfg = ApiServerConfig::new(listen, &args.data_dir);
         cfg.insecure_http = args.insecure_http;
         cfg.advertise = args.api_advertise.clone();
+        cfg.service_ranges = args.services.ranges()?;
         let api = ApiServer::start(cfg, node.clone())
             .await
             .context("starting the API server")?;

@@ -4,9 +4,9 @@
 //! in a fresh directory:
 //!
 //! - `a`: pods with CPU and memory requests only;
-//! - `b`: pods with required pod anti-affinity on `kubernetes.io/hostname` (reported as not
-//!   measured while the scheduler lacks inter-pod affinity: the pods would bind while
-//!   ignoring it, which measures nothing);
+//! - `b`: pods with required pod anti-affinity on `kubernetes.io/hostname` against each other,
+//!   so at most one per node: the pod count is capped at the node count, and the check
+//!   after the case requires every pod on a node of its own;
 //! - `c`: pods with a preferred node affinity for one of the five zones.
 //!
 //! Bindings are counted from a watch on the pods prefix (a put that carries `spec.nodeName`),
@@ -88,6 +88,12 @@ fn pod_spec(case: &str, j: usize) -> Value {
         }],
         "schedulerName": "default-scheduler",
     });
+    if case == "b" {
+        spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+            "labelSelector": {"matchLabels": {"app": "bench"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }]}});
+    }
     if case == "c" {
         spec["affinity"] = json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
             "weight": 100,
@@ -246,20 +252,21 @@ async fn verify(node: &StoreNode, pods: usize) -> Result<(usize, usize)> {
 async fn case(args: &Args, case: &str) -> Result<()> {
     let title = match case {
         "a" => "a: basic pods (cpu/memory requests)",
-        "b" => {
-            // Profile::default() has no InterPodAffinity plugin (control/scheduler/src/plugins):
-            // the pods would be bound as if the anti-affinity were absent.
-            println!("b: required pod anti-affinity on kubernetes.io/hostname: not measured: inter-pod anti-affinity not implemented");
-            return Ok(());
-        }
+        "b" => "b: required pod anti-affinity (kubernetes.io/hostname, one pod per node)",
         "c" => "c: preferred node affinity (zone, weight 100)",
         other => bail!("unknown case {other}: expected a, b or c"),
+    };
+    // Case b's pods repel each other per node: more pods than nodes could never all bind.
+    let pods = if case == "b" {
+        args.pods.min(args.nodes)
+    } else {
+        args.pods
     };
     let (node, _dir) = store(&args.dir).await?;
     println!(
         "{title}: {} nodes, {} pods, log writes via {:?}",
         args.nodes,
-        args.pods,
+        pods,
         node.log_backend()
     );
 
@@ -268,16 +275,16 @@ async fn case(args: &Args, case: &str) -> Result<()> {
     ensure!(created == args.nodes, "{created} of {} nodes created", args.nodes);
     let nodes_took = t.elapsed();
     let t = Instant::now();
-    create_pods(&node, case, args.pods).await?;
+    create_pods(&node, case, pods).await?;
     println!(
         "  setup: {} nodes in {}, {} pending pods in {}",
         args.nodes,
         ms(nodes_took),
-        args.pods,
+        pods,
         ms(t.elapsed())
     );
 
-    let done = count_bindings(&node, node.revision() + 1, args.pods)?;
+    let done = count_bindings(&node, node.revision() + 1, pods)?;
     let opts = SchedulerOptions::default();
     let metrics = opts.metrics.clone();
     let workers = opts.workers;
@@ -301,7 +308,7 @@ async fn case(args: &Args, case: &str) -> Result<()> {
             ),
             _ = &mut deadline => {
                 scheduler.abort();
-                bail!("case {case}: {} of {} pods bound after {} s", metrics.scheduled(), args.pods, args.timeout);
+                bail!("case {case}: {} of {} pods bound after {} s", metrics.scheduled(), pods, args.timeout);
             }
         }
     };
@@ -314,14 +321,14 @@ async fn case(args: &Args, case: &str) -> Result<()> {
     let steady = bound.last - bound.first;
     println!(
         "  all {} bound {} after the scheduler started: {:.0} pods/s ({workers} workers)",
-        args.pods,
+        pods,
         ms(total),
-        args.pods as f64 / total.as_secs_f64()
+        pods as f64 / total.as_secs_f64()
     );
     println!(
         "  first binding after {} (list and queue the cluster); first to last: {:.0} pods/s",
         ms(bound.first - start),
-        (args.pods - 1) as f64 / steady.as_secs_f64().max(f64::EPSILON)
+        (pods - 1) as f64 / steady.as_secs_f64().max(f64::EPSILON)
     );
     let m = &metrics;
     println!(
@@ -334,14 +341,18 @@ async fn case(args: &Args, case: &str) -> Result<()> {
         m.batch_errors.load(Ordering::Relaxed),
         m.relists.load(Ordering::Relaxed)
     );
-    let (used_nodes, in_preferred) = verify(&node, args.pods).await?;
+    let (used_nodes, in_preferred) = verify(&node, pods).await?;
     ensure!(bound.rebound == 0, "{} pods were bound more than once", bound.rebound);
+    ensure!(
+        case != "b" || used_nodes == pods,
+        "{pods} pods with anti-affinity on hostname share {used_nodes} nodes"
+    );
     print!("  checked: every pod bound once, on {used_nodes} nodes, none over {MAX_PODS} pods");
     if case == "c" {
         print!(
             "; {in_preferred} of {} ({:.1}%) in their preferred zone",
-            args.pods,
-            100.0 * in_preferred as f64 / args.pods as f64
+            pods,
+            100.0 * in_preferred as f64 / pods as f64
         );
     }
     println!();

@@ -18,10 +18,12 @@
 //! Lock order: the snapshot's table first, then the placed-pods mutex.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::pod::PodUsage;
+use crate::plugins::inter_pod_affinity::{InterPodState, PodAffinityInfo};
+use crate::pod::{PodInfo, PodUsage};
 use crate::snapshot::{NodeInfo, NodeTable, NodeUsage, ReserveError, Snapshot};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,8 @@ struct PlacedPod {
     node: String,
     usage: PodUsage,
     bound: bool,
+    /// Labels and inter-pod terms, for other pods' inter-pod affinity.
+    affinity: Arc<PodAffinityInfo>,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +40,43 @@ struct Placed {
     pods: HashMap<String, PlacedPod>,
     /// Usage on nodes the snapshot lacks, by node name.
     orphans: HashMap<String, NodeUsage>,
+    /// Placed pods that carry inter-pod terms: while there are none, pods without terms of
+    /// their own skip inter-pod affinity altogether.
+    with_terms: usize,
+}
+
+impl Placed {
+    fn insert(&mut self, key: &str, p: PlacedPod) {
+        if p.affinity.has_terms() {
+            self.with_terms += 1;
+        }
+        if let Some(old) = self.pods.insert(key.to_string(), p) {
+            if old.affinity.has_terms() {
+                self.with_terms -= 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<PlacedPod> {
+        let p = self.pods.remove(key)?;
+        if p.affinity.has_terms() {
+            self.with_terms -= 1;
+        }
+        Some(p)
+    }
+
+    /// Inter-pod affinity state for `pod` over the pods placed on nodes of `table`, or `None`
+    /// when inter-pod affinity has nothing to say about it.
+    fn inter_pod_state(&self, table: &NodeTable, pod: &Arc<PodAffinityInfo>) -> Option<InterPodState> {
+        if !pod.has_terms() && self.with_terms == 0 {
+            return None;
+        }
+        let placed = self
+            .pods
+            .values()
+            .filter_map(|p| table.slot(&p.node).map(|i| (&*p.affinity, &table.labels[i])));
+        Some(InterPodState::new(Arc::clone(pod), placed))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -78,20 +119,52 @@ impl Cache {
     /// Reserves room for pod `key` on slot `slot` of `table` (the read guard the decision was
     /// made under) and records it as Reserved.
     pub fn assume(&self, table: &NodeTable, slot: usize, key: &str, usage: &PodUsage) -> Result<(), ReserveError> {
+        self.assume_with(table, slot, key, usage, &Arc::default())
+    }
+
+    /// [`Cache::assume`] for a pod with its labels and inter-pod terms. Under the placed-pods
+    /// lock it re-checks the node against the pods placed now, so two decisions made in
+    /// parallel cannot both break a required (anti-)affinity rule.
+    pub fn assume_pod(&self, table: &NodeTable, slot: usize, pod: &PodInfo) -> Result<(), ReserveError> {
+        self.assume_with(table, slot, &pod.key, &pod.usage(), &pod.inter_pod)
+    }
+
+    fn assume_with(
+        &self,
+        table: &NodeTable,
+        slot: usize,
+        key: &str,
+        usage: &PodUsage,
+        affinity: &Arc<PodAffinityInfo>,
+    ) -> Result<(), ReserveError> {
         let mut placed = self.placed.lock();
         if placed.pods.contains_key(key) {
             return Err(ReserveError::AlreadyPlaced);
         }
+        if affinity.has_required_terms() || placed.with_terms > 0 {
+            if let Some(state) = placed.inter_pod_state(table, affinity) {
+                if !state.filter(table, slot).is_success() {
+                    return Err(ReserveError::AffinityConflict);
+                }
+            }
+        }
         table.reserve(slot, usage)?;
-        placed.pods.insert(
-            key.to_string(),
+        placed.insert(
+            key,
             PlacedPod {
                 node: table.names[slot].clone(),
                 usage: usage.clone(),
                 bound: false,
+                affinity: Arc::clone(affinity),
             },
         );
         Ok(())
+    }
+
+    /// Inter-pod affinity state for `pod` over the pods placed now on nodes of `table` (the
+    /// read guard the decision is made under), or `None` when it has nothing to say.
+    pub fn inter_pod_state(&self, table: &NodeTable, pod: &PodInfo) -> Option<InterPodState> {
+        self.placed.lock().inter_pod_state(table, &pod.inter_pod)
     }
 
     /// Drops a reservation whose binding failed, if it is still this one (Reserved on `node`).
@@ -100,7 +173,7 @@ impl Cache {
         let mut placed = self.placed.lock();
         match placed.pods.get(key) {
             Some(p) if !p.bound && p.node == node => {
-                let p = placed.pods.remove(key).expect("just seen");
+                let p = placed.remove(key).expect("just seen");
                 unplace(&table, &mut placed, &p);
                 true
             }
@@ -110,34 +183,50 @@ impl Cache {
 
     /// The store says pod `key` is bound to `node` (and not finished).
     pub fn bound(&self, key: &str, node: &str, usage: &PodUsage) {
+        self.bound_with(key, node, usage, &Arc::default());
+    }
+
+    /// [`Cache::bound`] for a pod with its labels and inter-pod terms.
+    pub fn bound_pod(&self, pod: &PodInfo, node: &str) {
+        self.bound_with(&pod.key, node, &pod.usage(), &pod.inter_pod);
+    }
+
+    fn bound_with(&self, key: &str, node: &str, usage: &PodUsage, affinity: &Arc<PodAffinityInfo>) {
         let table = self.snapshot.read();
         let mut placed = self.placed.lock();
         if let Some(p) = placed.pods.get_mut(key) {
             if p.node == node {
                 p.bound = true;
+                // Labels may have changed since it was placed; keep what others match on fresh.
+                if *p.affinity != **affinity {
+                    let mut p = p.clone();
+                    p.affinity = Arc::clone(affinity);
+                    placed.insert(key, p);
+                }
                 return;
             }
             // Bound elsewhere than we reserved: our binding will fail; move the charge now.
-            let p = placed.pods.remove(key).expect("just seen");
+            let p = placed.remove(key).expect("just seen");
             unplace(&table, &mut placed, &p);
         }
         let p = PlacedPod {
             node: node.to_string(),
             usage: usage.clone(),
             bound: true,
+            affinity: Arc::clone(affinity),
         };
         match table.slot(node) {
             Some(i) => table.charge(i, usage),
             None => placed.orphans.entry(node.to_string()).or_default().add(usage),
         }
-        placed.pods.insert(key.to_string(), p);
+        placed.insert(key, p);
     }
 
     /// Pod `key` was deleted or has finished: its room is free.
     pub fn gone(&self, key: &str) {
         let table = self.snapshot.read();
         let mut placed = self.placed.lock();
-        if let Some(p) = placed.pods.remove(key) {
+        if let Some(p) = placed.remove(key) {
             unplace(&table, &mut placed, &p);
         }
     }

@@ -1,11 +1,14 @@
 //! A typed view of a Pod with what scheduling needs (requests, ports, node affinity,
 //! tolerations, priority), read once from the stored JSON, which is kept for write-back.
 
+use std::sync::Arc;
+
 use gantry_api::selector::{Operator, Requirement};
 use gantry_api::validation::parse_quantity;
 use gantry_store::Revision;
 use serde_json::{Map, Value};
 
+use crate::plugins::inter_pod_affinity::PodAffinityInfo;
 use crate::snapshot::{Taint, TaintEffect};
 
 /// kube-scheduler's stand-in for a container with no CPU request, for scoring only.
@@ -137,6 +140,8 @@ pub struct PodInfo {
     pub terminal: bool,
     pub affinity: NodeAffinity,
     pub tolerations: Vec<Toleration>,
+    /// Labels and inter-pod (anti-)affinity terms, shared with the cache once placed.
+    pub inter_pod: Arc<PodAffinityInfo>,
     /// The stored object, for writing the binding back.
     pub object: Value,
 }
@@ -152,9 +157,11 @@ impl PodInfo {
         let meta = &object["metadata"];
         let spec = &object["spec"];
         let (requests, non_zero_requests) = pod_requests(spec)?;
+        let namespace = meta["namespace"].as_str().unwrap_or("default").to_string();
+        let inter_pod = Arc::new(PodAffinityInfo::from_pod(&namespace, &object));
         let info = PodInfo {
             key: key.to_string(),
-            namespace: meta["namespace"].as_str().unwrap_or("default").to_string(),
+            namespace,
             name: meta["name"].as_str().unwrap_or_default().to_string(),
             mod_revision,
             priority: spec["priority"]
@@ -169,6 +176,7 @@ impl PodInfo {
             terminal: matches!(object["status"]["phase"].as_str(), Some("Succeeded" | "Failed")),
             affinity: node_affinity(spec),
             tolerations: tolerations(spec),
+            inter_pod,
             object,
         };
         Ok(info)

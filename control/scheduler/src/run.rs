@@ -161,7 +161,7 @@ impl State {
                 if info.terminal {
                     self.pod_gone(key);
                 } else {
-                    self.cache.bound(key, node, &info.usage());
+                    self.cache.bound_pod(&info, node);
                 }
             }
             None if self.is_ours(&info) => self.queue.add_or_update(info, now),
@@ -348,16 +348,19 @@ enum Decided {
 }
 
 fn decide(state: &State, info: &PodInfo, rng: &mut impl rand::Rng) -> Decided {
-    let usage = info.usage();
     let snapshot = state.cache.snapshot();
     for _ in 0..MAX_RESERVE_ATTEMPTS {
         let table = snapshot.read();
-        match state.profile.schedule(snapshot, &table, info, rng) {
+        let inter_pod = state.cache.inter_pod_state(&table, info);
+        match state
+            .profile
+            .schedule_with(snapshot, &table, info, inter_pod.as_ref(), rng)
+        {
             Err(fit) => return Decided::Unschedulable(fit.to_string()),
-            Ok(d) => match state.cache.assume(&table, d.slot, &info.key, &usage) {
+            Ok(d) => match state.cache.assume_pod(&table, d.slot, info) {
                 Ok(()) => return Decided::Reserved(table.names[d.slot].clone()),
                 Err(ReserveError::AlreadyPlaced) => return Decided::Placed,
-                Err(ReserveError::Insufficient | ReserveError::PortTaken) => {
+                Err(ReserveError::Insufficient | ReserveError::PortTaken | ReserveError::AffinityConflict) => {
                     state.metrics.reserve_retries.fetch_add(1, Ordering::Relaxed);
                 }
             },

@@ -172,6 +172,9 @@ pub enum ReserveError {
     PortTaken,
     /// The pod is already placed (it was bound meanwhile, by us or someone else).
     AlreadyPlaced,
+    /// A pod placed meanwhile breaks a required inter-pod (anti-)affinity rule on the node:
+    /// re-decide the pod.
+    AffinityConflict,
 }
 
 /// The nodes, one column per attribute. Slots are dense (`0..len()`); removing a node moves

@@ -132,7 +132,11 @@ fn eight_threads_reserving_on_fifty_nodes_never_overcommit_a_node() {
                                     placed += 1;
                                     break;
                                 }
-                                Err(ReserveError::Insufficient | ReserveError::PortTaken) => lost_races += 1,
+                                Err(
+                                    ReserveError::Insufficient
+                                    | ReserveError::PortTaken
+                                    | ReserveError::AffinityConflict,
+                                ) => lost_races += 1,
                                 Err(ReserveError::AlreadyPlaced) => unreachable!("keys are unique"),
                             },
                         }

@@ -457,3 +457,65 @@ async fn deleting_a_bound_pod_frees_room_for_a_waiting_one() {
     .await;
     scheduler.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_with_required_anti_affinity_on_hostname_each_get_their_own_node() {
+    const NODES: usize = 100;
+    let c = cluster().await;
+    let hollow = |i: usize| HollowNode {
+        name: format!("hollow-{i}"),
+        milli_cpu: 8000,
+        memory_bytes: 16 << 30,
+        pods: 110,
+        ..HollowNode::default()
+    };
+    register_hollow_nodes(&c.node, NODES, hollow)
+        .await
+        .expect("hollow nodes");
+    let spread = |name: &str| {
+        let mut p = pod_json(
+            name,
+            json!({
+                "containers": [container("100m", "64Mi")],
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "spread"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }]}},
+            }),
+        );
+        p["metadata"]["labels"] = json!({"app": "spread"});
+        (name.to_string(), p)
+    };
+    let pods: Vec<_> = (0..NODES).map(|j| spread(&format!("spread-{j}"))).collect();
+    create_pods(&c.node, &pods).await;
+    // Several workers decide in parallel, so reservations race for the same nodes.
+    let opts = SchedulerOptions {
+        workers: 4,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        ..SchedulerOptions::default()
+    };
+    let scheduler = tokio::spawn(run(c.node.clone(), opts));
+
+    wait_for(&c.node, "every spread pod bound", |stored| {
+        stored.values().filter(|p| p["spec"]["nodeName"].is_string()).count() == NODES
+    })
+    .await;
+    let stored = list(&c.node, PODS_PREFIX).await;
+    let nodes: std::collections::HashSet<&str> =
+        stored.values().filter_map(|p| p["spec"]["nodeName"].as_str()).collect();
+    assert_eq!(nodes.len(), NODES, "no two spread pods share a node");
+
+    create_pods(&c.node, &[spread("spread-extra")]).await;
+    let key = format!("{PODS_PREFIX}default/spread-extra");
+    wait_for(&c.node, "the extra pod told why it does not fit", |stored| {
+        scheduled_condition(&stored[&key]).is_some_and(|c| {
+            c["status"] == "False"
+                && c["reason"] == "Unschedulable"
+                && c["message"]
+                    == "0/100 nodes are available: 100 node(s) didn't satisfy existing pods anti-affinity rules."
+        })
+    })
+    .await;
+    scheduler.abort();
+}

@@ -3,9 +3,12 @@
 //! (`percentageOfNodesToScore`), scoring with normalization, host selection with random
 //! tie-breaks, and the "0/N nodes are available: …" message when nothing fits.
 //!
-//! Inter-pod (anti-)affinity and topology spread are not implemented yet.
+//! Inter-pod (anti-)affinity reads the placed pods, so it runs on state the cache builds
+//! ([`inter_pod_affinity::InterPodState`]) rather than as a stateless plugin. Topology spread
+//! is not implemented yet.
 
 pub mod balanced_allocation;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
@@ -19,6 +22,7 @@ use std::fmt;
 
 use rand::Rng;
 
+use crate::plugins::inter_pod_affinity::InterPodState;
 use crate::pod::PodInfo;
 use crate::snapshot::{NodeTable, Snapshot};
 
@@ -199,6 +203,20 @@ impl Profile {
         pod: &PodInfo,
         rng: &mut impl Rng,
     ) -> Result<Decision, FitError> {
+        self.schedule_with(snapshot, nodes, pod, None, rng)
+    }
+
+    /// [`Profile::schedule`] with inter-pod affinity: `inter_pod` (from
+    /// [`crate::cache::Cache::inter_pod_state`]) filters after the stateless filters, as
+    /// InterPodAffinity follows them in kube's default order, and scores with weight 2.
+    pub fn schedule_with(
+        &self,
+        snapshot: &Snapshot,
+        nodes: &NodeTable,
+        pod: &PodInfo,
+        inter_pod: Option<&InterPodState>,
+        rng: &mut impl Rng,
+    ) -> Result<Decision, FitError> {
         let all = nodes.len();
         if all == 0 {
             return Err(FitError {
@@ -214,7 +232,10 @@ impl Profile {
         for k in 0..all {
             let i = (start + k) % all;
             examined += 1;
-            let s = self.filter(pod, nodes, i);
+            let mut s = self.filter(pod, nodes, i);
+            if let (true, Some(ip)) = (s.is_success(), inter_pod) {
+                s = ip.filter(nodes, i);
+            }
             if s.is_success() {
                 feasible.push(i);
                 if feasible.len() >= want {
@@ -240,7 +261,14 @@ impl Profile {
         if feasible.len() == 1 {
             return Ok(decided(feasible[0]));
         }
-        let totals = self.score(pod, nodes, &feasible);
+        let mut totals = self.score(pod, nodes, &feasible);
+        if let Some(ip) = inter_pod.filter(|ip| ip.has_scores()) {
+            let mut raw: Vec<i64> = feasible.iter().map(|&i| ip.score(nodes, i)).collect();
+            inter_pod_affinity::normalize(&mut raw);
+            for (t, r) in totals.iter_mut().zip(&raw) {
+                *t += inter_pod_affinity::WEIGHT * r;
+            }
+        }
         let mut best = 0;
         let mut ties = 1;
         for k in 1..feasible.len() {

@@ -21,7 +21,7 @@ pub mod tls;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,10 +208,6 @@ impl ApiServer {
             kubeconfig,
             ca_pem,
         })
-    }
-
-    pub fn data_dir_kubeconfig(data_dir: &Path) -> PathBuf {
-        data_dir.join("kubeconfig.yaml")
     }
 }
 

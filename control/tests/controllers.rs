@@ -677,16 +677,7 @@ async fn job_pods(client: &LocalClient, job: &str) -> Vec<Value> {
 async fn a_job_runs_to_its_completions_with_bounded_parallelism() {
     let (_api, client, _controllers, _dir) = start().await;
     let jobs = LocalClient::resource("batch", "jobs");
-    client
-        .create(
-            jobs,
-            "default",
-            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-            "spec": {"completions": 3, "parallelism": 2,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
-        )
-        .await
-        .expect("job");
+    create_job(&client, "j", json!({"completions": 3, "parallelism": 2})).await;
     let mut done = 0;
     while done < 3 {
         let running = wait_for("running job pods", async || {
@@ -724,16 +715,7 @@ async fn a_job_runs_to_its_completions_with_bounded_parallelism() {
 async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
     let (_api, client, _controllers, _dir) = start().await;
     let jobs = LocalClient::resource("batch", "jobs");
-    client
-        .create(
-            jobs,
-            "default",
-            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bad"},
-            "spec": {"backoffLimit": 2,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
-        )
-        .await
-        .expect("job");
+    create_job(&client, "bad", json!({"backoffLimit": 2})).await;
     for round in 0..3 {
         let pod = wait_for("a pending pod", async || {
             job_pods(&client, "bad")
@@ -774,16 +756,7 @@ async fn a_job_whose_pods_keep_failing_stops_at_its_backoff_limit() {
 async fn a_job_past_its_active_deadline_fails_and_stops_its_pods() {
     let (_api, client, _controllers, _dir) = start().await;
     let jobs = LocalClient::resource("batch", "jobs");
-    client
-        .create(
-            jobs,
-            "default",
-            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "slow"},
-            "spec": {"activeDeadlineSeconds": 1,
-                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}),
-        )
-        .await
-        .expect("job");
+    create_job(&client, "slow", json!({"activeDeadlineSeconds": 1})).await;
     wait_for("a running pod", async || {
         (!job_pods(&client, "slow").await.is_empty()).then_some(())
     })
@@ -839,4 +812,17 @@ async fn a_paused_deployment_scales_but_does_not_roll_out_until_resumed() {
         (sets.len() == 2).then_some(())
     })
     .await;
+}
+
+/// Creates a Job of one `restartPolicy: Never` container, with `spec` merged in.
+async fn create_job(client: &LocalClient, name: &str, spec: Value) {
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+    for (k, v) in spec.as_object().expect("a spec object") {
+        job["spec"][k] = v.clone();
+    }
+    client
+        .create(LocalClient::resource("batch", "jobs"), "default", job)
+        .await
+        .expect("job");
 }

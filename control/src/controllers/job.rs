@@ -216,15 +216,7 @@ impl Controller {
         if done || suspended {
             // A finished (or suspended) Job runs nothing.
             for p in &active {
-                let _ = self
-                    .client
-                    .delete_in(
-                        LocalClient::resource("", "pods"),
-                        Some(&ns),
-                        object::name(p).unwrap_or_default(),
-                        false,
-                    )
-                    .await;
+                self.stop_pod(&ns, p).await;
             }
             active_count = 0;
         } else {
@@ -261,15 +253,7 @@ impl Controller {
                 }
             } else if active_count > want {
                 for p in active.iter().rev().take((active_count - want) as usize) {
-                    let _ = self
-                        .client
-                        .delete_in(
-                            LocalClient::resource("", "pods"),
-                            Some(&ns),
-                            object::name(p).unwrap_or_default(),
-                            false,
-                        )
-                        .await;
+                    self.stop_pod(&ns, p).await;
                     active_count -= 1;
                 }
             }
@@ -294,6 +278,16 @@ impl Controller {
             .update_status(LocalClient::resource("batch", "jobs"), next)
             .await
             .map(|_| ())
+    }
+
+    /// Deletes one of the Job's pods; a pod already gone is no error, and any other
+    /// failure shows up as the pod still being there at the next reconcile.
+    async fn stop_pod(&self, ns: &str, pod: &Value) {
+        let pods = LocalClient::resource("", "pods");
+        let _ = self
+            .client
+            .delete_in(pods, Some(ns), object::name(pod).unwrap_or_default(), false)
+            .await;
     }
 
     async fn create_pod(&self, job: &Value, ns: &str) -> Result<(), ApiError> {
